@@ -1,0 +1,146 @@
+//! Atomic file writes: write to a temporary name in the destination folder, fsync, rename, then
+//! fsync the folder. A reader (or a resumed run) sees either the old file or the whole new one,
+//! never a truncated one, whatever moment the process dies at.
+
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use crate::error::{IoContext, Result};
+
+/// Writes `bytes` to `path` atomically, creating parent folders as needed.
+pub fn write(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_with(path, |f| f.write_all(bytes))
+}
+
+/// Writes a value as pretty JSON with a trailing newline, atomically.
+pub fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
+    let mut bytes = serde_json::to_vec_pretty(value).map_err(|e| crate::Error::Json {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    bytes.push(b'\n');
+    write(path, &bytes)
+}
+
+/// Calls `fill` with a temporary file next to `path`, then makes it `path` atomically.
+/// On any error the temporary file is removed and `path` is left as it was.
+pub fn write_with(path: &Path, fill: impl FnOnce(&mut File) -> io::Result<()>) -> Result<()> {
+    let dir = parent_of(path);
+    fs::create_dir_all(&dir).at(&dir)?;
+    let tmp = temp_name(path);
+    let result = (|| {
+        let mut file = File::create(&tmp)?;
+        fill(&mut file)?;
+        file.flush()?;
+        file.sync_all()?;
+        drop(file);
+        fs::rename(&tmp, path)
+    })();
+    if let Err(e) = result {
+        let _ = fs::remove_file(&tmp);
+        return Err(crate::Error::io(path, e));
+    }
+    sync_dir(&dir);
+    Ok(())
+}
+
+fn parent_of(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// A name in the same folder (so that rename stays on one filesystem) that no finished output
+/// ever has: `.{name}.tmp-{pid}`. Leftovers of a killed process are removed by [`clean_temps`].
+fn temp_name(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    parent_of(path).join(format!(".{name}.tmp-{}", std::process::id()))
+}
+
+/// Removes temporary files a killed writer left in `dir` (not recursive).
+pub fn clean_temps(dir: &Path) -> Result<usize> {
+    let mut removed = 0;
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(crate::Error::io(dir, e)),
+    };
+    for entry in entries {
+        let entry = entry.at(dir)?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with('.') && name.contains(".tmp-") {
+            fs::remove_file(entry.path()).at(entry.path())?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+fn sync_dir(dir: &Path) {
+    // Makes the rename itself durable. Some filesystems refuse to fsync a folder; the data is
+    // already safe then, so the error is not worth failing a run for.
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_and_replaces() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a/b/out.txt");
+        write(&p, b"one").unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"one");
+        write(&p, b"two").unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"two");
+        let names: Vec<_> = fs::read_dir(p.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("out.txt")]);
+    }
+
+    #[test]
+    fn failed_fill_keeps_old_file_and_leaves_no_temp() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("out.txt");
+        write(&p, b"old").unwrap();
+        let err = write_with(&p, |f| {
+            f.write_all(b"partial")?;
+            Err(io::Error::other("disk on fire"))
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("out.txt"), "{err}");
+        assert!(err.to_string().contains("disk on fire"), "{err}");
+        assert_eq!(fs::read(&p).unwrap(), b"old");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn clean_temps_removes_only_leftovers() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join(".x.parquet.tmp-123"), b"junk").unwrap();
+        fs::write(dir.path().join("x.parquet"), b"real").unwrap();
+        assert_eq!(clean_temps(dir.path()).unwrap(), 1);
+        assert!(dir.path().join("x.parquet").exists());
+        assert_eq!(clean_temps(&dir.path().join("missing")).unwrap(), 0);
+    }
+
+    #[test]
+    fn unwritable_destination_names_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let blocker = dir.path().join("file");
+        fs::write(&blocker, b"x").unwrap();
+        let err = write(&blocker.join("inside.json"), b"{}").unwrap_err();
+        assert!(err.to_string().contains("file"), "{err}");
+    }
+}
