@@ -53,13 +53,17 @@ fn parent_of(path: &Path) -> PathBuf {
 }
 
 /// A name in the same folder (so that rename stays on one filesystem) that no finished output
-/// ever has: `.{name}.tmp-{pid}`. Leftovers of a killed process are removed by [`clean_temps`].
+/// ever has: `.{name}.tmp-{pid}-{n}`, unique across the threads of this process too (two
+/// threads may store the same content-addressed frame at once). Leftovers of a killed process
+/// are removed by [`clean_temps`].
 fn temp_name(path: &Path) -> PathBuf {
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    parent_of(path).join(format!(".{name}.tmp-{}", std::process::id()))
+    parent_of(path).join(format!(".{name}.tmp-{}-{n}", std::process::id()))
 }
 
 /// Removes temporary files a killed writer left in `dir` (not recursive).

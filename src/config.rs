@@ -431,7 +431,11 @@ impl Scenario {
                 let key = e.path().to_string();
                 Error::ConfigKey {
                     path: file.to_path_buf(),
-                    key: if key == "." { "(top level)".into() } else { key },
+                    key: if key == "." {
+                        "(top level)".into()
+                    } else {
+                        key
+                    },
                     message: e.into_inner().to_string(),
                 }
             })?;
@@ -554,7 +558,10 @@ impl Scenario {
             return bad("dedup.min_cosine", "must be between -1 and 1");
         }
         if c.pack.max_part_bytes == 0 || c.pack.max_part_bytes > 2 << 30 {
-            return bad("pack.max_part_bytes", "must be between 1 and 2147483648 (2 GiB)");
+            return bad(
+                "pack.max_part_bytes",
+                "must be between 1 and 2147483648 (2 GiB)",
+            );
         }
         if c.pack.rel_ins != "unit" {
             return bad(
@@ -607,12 +614,9 @@ fn apply_override(table: &mut toml::Table, item: &str) -> std::result::Result<St
         let entry = cur
             .entry(part.to_string())
             .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-        cur = entry.as_table_mut().ok_or_else(|| {
-            format!(
-                "`{}` is not a table",
-                parts[..=i].join(".")
-            )
-        })?;
+        cur = entry
+            .as_table_mut()
+            .ok_or_else(|| format!("`{}` is not a table", parts[..=i].join(".")))?;
     }
     cur.insert(last.to_string(), value);
     Ok(parts.join("."))
@@ -703,11 +707,17 @@ fps = 0.5
         let err = load(dir.path(), &GOOD.replace("\"corpus\"", "\"nowhere\""), &[])
             .unwrap_err()
             .to_string();
-        assert!(err.contains("source.root") && err.contains("nowhere"), "{err}");
+        assert!(
+            err.contains("source.root") && err.contains("nowhere"),
+            "{err}"
+        );
         let err = load(dir.path(), &GOOD.replace("train.json", "val.json"), &[])
             .unwrap_err()
             .to_string();
-        assert!(err.contains("source.annotations") && err.contains("val.json"), "{err}");
+        assert!(
+            err.contains("source.annotations") && err.contains("val.json"),
+            "{err}"
+        );
         let err = load(dir.path(), GOOD, &["pack.answers=[\"none.json\"]"])
             .unwrap_err()
             .to_string();
@@ -726,8 +736,13 @@ fps = 0.5
     #[test]
     fn invalid_toml_is_reported_with_file() {
         let dir = corpus();
-        let err = load(dir.path(), "scenario = \n", &[]).unwrap_err().to_string();
-        assert!(err.contains("s.toml") && err.contains("not valid TOML"), "{err}");
+        let err = load(dir.path(), "scenario = \n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("s.toml") && err.contains("not valid TOML"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -738,7 +753,12 @@ fps = 0.5
         let s = load(
             dir.path(),
             &GOOD.replace("\"corpus\"", "\"elsewhere\""),
-            &[&set_root, "keyframes.fps=2", "image.format=jpeg", "image.quality=80"],
+            &[
+                &set_root,
+                "keyframes.fps=2",
+                "image.format=jpeg",
+                "image.quality=80",
+            ],
         )
         .unwrap();
         assert_eq!(s.root, std::fs::canonicalize(&root).unwrap());
@@ -750,9 +770,13 @@ fps = 0.5
     #[test]
     fn bad_override_is_refused() {
         let dir = corpus();
-        let err = load(dir.path(), GOOD, &["keyframes"]).unwrap_err().to_string();
+        let err = load(dir.path(), GOOD, &["keyframes"])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("key=value"), "{err}");
-        let err = load(dir.path(), GOOD, &["scenario.x=1"]).unwrap_err().to_string();
+        let err = load(dir.path(), GOOD, &["scenario.x=1"])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("not a table"), "{err}");
         let err = load(dir.path(), GOOD, &["keyframes.bogus=1"])
             .unwrap_err()

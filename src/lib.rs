@@ -17,8 +17,16 @@
 //! `verify` re-hashes every output against the manifest; `report` renders a run as HTML.
 
 pub mod atomic;
+pub mod cli;
 pub mod config;
+pub mod corpus;
 pub mod error;
+pub mod manifest;
 pub mod model;
+pub mod pipeline;
+pub mod progress;
+pub mod stages;
+pub mod tables;
+pub mod verify;
 
 pub use error::{Error, Result};

@@ -1,0 +1,33 @@
+# mimicit: `make demo` runs the whole pipeline on the bundled demo corpus, `make test` runs the
+# tests. Both install what is missing first (scripts/setup.sh: Debian packages, the torch venv).
+SHELL := /bin/bash
+ENV := eval "$$(scripts/setup.sh --env)"
+OUT ?= out/demo
+
+.PHONY: setup build release demo test lint bench clean-demo
+
+setup:
+	@scripts/setup.sh
+
+build: setup
+	@$(ENV) && cargo build --bin mimicit
+
+release: setup
+	@$(ENV) && cargo build --release --bin mimicit
+
+demo: build
+	@$(ENV) && ./target/debug/mimicit run scenarios/demo.toml --out $(OUT) && \
+	  ./target/debug/mimicit verify $(OUT) >/dev/null && \
+	  echo "demo: outputs in $(OUT) (manifest: $(OUT)/manifest.json)"
+
+test: setup
+	@$(ENV) && cargo test --all-targets
+
+lint: setup
+	@$(ENV) && cargo fmt --all -- --check && cargo clippy --all-targets -- -D warnings
+
+bench: setup
+	@$(ENV) && cargo bench
+
+clean-demo:
+	rm -rf $(OUT)

@@ -1,0 +1,327 @@
+//! Command-line interface (clap derive): plain parsed values here; [`execute`] resolves them
+//! into library calls and an exit code.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::Scenario;
+use crate::error::{Error, Result};
+use crate::pipeline::{self, RunOptions, Stage};
+use crate::progress::ProgressMode;
+
+/// Exit status: everything processed.
+pub const EXIT_OK: i32 = 0;
+/// Exit status: a fatal error (bad config, unwritable output, ...); outputs may be incomplete.
+pub const EXIT_ERROR: i32 = 1;
+/// Exit status: bad usage, or a command/stage this version does not implement yet.
+pub const EXIT_USAGE: i32 = 2;
+/// Exit status: the run finished, but some items were rejected (see `OUT/{CODE}/rejects/`).
+pub const EXIT_REJECTS: i32 = 3;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "mimicit",
+    version,
+    about = "Turn raw vision corpora into MIMIC-IT training data",
+    long_about = "Turn raw vision corpora (COCO, Spot-the-Difference, ScanNet, Ego4D, TVC, \
+ActivityNet Captions) into MIMIC-IT training data: sampled and deduplicated frames, the inputs \
+the Syphus instruction generator reads, CLIP features, and trainer-ready shards.",
+    after_help = "Exit status: 0 all good; 1 error; 2 bad usage or not built yet; 3 finished with rejected items.\n\nExample:\n  mimicit run scenarios/demo.toml --out out"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Worker threads (default: all cores).
+    #[arg(long, global = true, value_name = "N")]
+    pub threads: Option<usize>,
+    /// How to show progress on stderr.
+    #[arg(long, global = true, value_enum, default_value = "bar")]
+    pub progress: ProgressMode,
+    /// More log output (-v info, -vv debug).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only errors on stderr.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the stages of a scenario in order, skipping finished ones.
+    #[command(
+        after_help = "Example:\n  mimicit run scenarios/demo.toml --out out\n  mimicit run scenarios/dense_captions.toml --out out --set source.root=/data/anet --stages scan,keyframes"
+    )]
+    Run(RunArgs),
+    /// Stage 1: list the units, media and annotations of a corpus.
+    #[command(after_help = "Example:\n  mimicit scan scenarios/demo.toml --out out")]
+    Scan(StageArgs),
+    /// Stage 2: decode, sample, resize and store the frames of every unit.
+    #[command(
+        after_help = "Example:\n  mimicit keyframes scenarios/demo.toml --out out --set keyframes.fps=2"
+    )]
+    Keyframes(StageArgs),
+    /// Stage 3 on a scenario, or ad-hoc on a folder of images: find duplicate frames.
+    #[command(
+        after_help = "Example:\n  mimicit dedup scenarios/demo.toml --out out\n  mimicit dedup photos/ --out dups.parquet"
+    )]
+    Dedup(StageArgs),
+    /// Stage 4: CLIP image features of every kept frame.
+    #[command(
+        after_help = "Example:\n  mimicit features scenarios/demo.toml --out out --set features.model=clip-vit-base-patch32"
+    )]
+    Features(StageArgs),
+    /// Stage 5: the files the Syphus instruction generator reads.
+    #[command(after_help = "Example:\n  mimicit metadata scenarios/demo.toml --out out")]
+    Metadata(StageArgs),
+    /// Stage 6: trainer-ready shards from frames and Syphus answers.
+    #[command(
+        after_help = "Example:\n  mimicit pack scenarios/demo.toml --out out --answers valid_output.json"
+    )]
+    Pack(PackArgs),
+    /// Extract frames from a video or a folder of videos (one-off, no scenario).
+    #[command(
+        after_help = "Example:\n  mimicit frames talk.mp4 --out frames/ --fps 1 --width 448 --height 448 --aspect pad"
+    )]
+    Frames(FramesArgs),
+    /// CLIP embeddings of a folder of images.
+    #[command(
+        after_help = "Example:\n  mimicit embed photos/ --model clip-vit-base-patch32 --out emb.parquet"
+    )]
+    Embed(EmbedArgs),
+    /// Re-hash every output listed in OUT/manifest.json.
+    #[command(after_help = "Example:\n  mimicit verify out")]
+    Verify(OutArgs),
+    /// Write OUT/report/index.html for a run.
+    #[command(after_help = "Example:\n  mimicit report out")]
+    Report(OutArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StageArgs {
+    /// Scenario TOML file (see scenarios/).
+    pub scenario: PathBuf,
+    /// Output folder.
+    #[arg(long, short)]
+    pub out: PathBuf,
+    /// Override a scenario key, e.g. --set source.root=/data/anet (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Run even if the manifest says the stage is finished.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub stage: StageArgs,
+    /// Only these stages (comma-separated), in pipeline order.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub stages: Vec<Stage>,
+}
+
+#[derive(Debug, Args)]
+pub struct PackArgs {
+    #[command(flatten)]
+    pub stage: StageArgs,
+    /// Syphus answer files (valid_output.json or JSONL), added to pack.answers.
+    #[arg(long, value_name = "FILE")]
+    pub answers: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct FramesArgs {
+    /// A video file or a folder of videos.
+    pub input: PathBuf,
+    #[arg(long, short)]
+    pub out: PathBuf,
+    /// Frames per second, by timestamp.
+    #[arg(long, group = "sampling")]
+    pub fps: Option<f64>,
+    /// The original converter's integer-stride rule at this rate.
+    #[arg(long, group = "sampling", value_name = "FPS")]
+    pub legacy_stride: Option<f64>,
+    /// N evenly spaced frames.
+    #[arg(long, group = "sampling", value_name = "N")]
+    pub uniform: Option<u32>,
+    /// Frames at these times in seconds (comma-separated).
+    #[arg(long, group = "sampling", value_delimiter = ',', value_name = "T")]
+    pub at: Vec<f64>,
+    /// Only intra-coded frames.
+    #[arg(long, group = "sampling")]
+    pub keyframes_only: bool,
+    #[arg(long, default_value_t = 224)]
+    pub width: u32,
+    #[arg(long, default_value_t = 224)]
+    pub height: u32,
+    #[arg(long, value_enum, default_value = "squash")]
+    pub aspect: crate::config::Aspect,
+    #[arg(long, value_enum, default_value = "png")]
+    pub format: crate::config::ImageFormat,
+    #[arg(long, default_value_t = 95)]
+    pub quality: u8,
+}
+
+#[derive(Debug, Args)]
+pub struct EmbedArgs {
+    pub images: PathBuf,
+    #[arg(long)]
+    pub model: PathBuf,
+    #[arg(long, short)]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct OutArgs {
+    /// A run's output folder.
+    pub out: PathBuf,
+}
+
+impl clap::ValueEnum for crate::config::Aspect {
+    fn value_variants<'a>() -> &'a [Self] {
+        use crate::config::Aspect::*;
+        &[Squash, Pad, Crop, Keep]
+    }
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        use crate::config::Aspect::*;
+        Some(clap::builder::PossibleValue::new(match self {
+            Squash => "squash",
+            Pad => "pad",
+            Crop => "crop",
+            Keep => "keep",
+        }))
+    }
+}
+
+impl clap::ValueEnum for crate::config::ImageFormat {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[
+            crate::config::ImageFormat::Png,
+            crate::config::ImageFormat::Jpeg,
+        ]
+    }
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(match self {
+            crate::config::ImageFormat::Png => "png",
+            crate::config::ImageFormat::Jpeg => "jpeg",
+        }))
+    }
+}
+
+/// Runs a parsed command and returns the process exit status.
+pub fn execute(cli: Cli) -> Result<i32> {
+    if let Some(n) = cli.global.threads {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n.max(1))
+            .build_global()
+            .map_err(|e| Error::Invalid(format!("--threads {n}: {e}")))?;
+    }
+    let progress = cli.global.progress;
+    match cli.command {
+        Command::Run(a) => {
+            let stages = if a.stages.is_empty() {
+                Stage::ALL.to_vec()
+            } else {
+                a.stages.clone()
+            };
+            let explicit = !a.stages.is_empty();
+            run_stages(&a.stage, stages, explicit, progress, &[])
+        }
+        Command::Scan(a) => run_stages(&a, vec![Stage::Scan], true, progress, &[]),
+        Command::Keyframes(a) => run_stages(&a, vec![Stage::Keyframes], true, progress, &[]),
+        Command::Dedup(a) => {
+            if a.scenario.is_dir() {
+                return not_built("ad-hoc `mimicit dedup DIR`");
+            }
+            run_stages(&a, vec![Stage::Dedup], true, progress, &[])
+        }
+        Command::Features(a) => run_stages(&a, vec![Stage::Features], true, progress, &[]),
+        Command::Metadata(a) => run_stages(&a, vec![Stage::Metadata], true, progress, &[]),
+        Command::Pack(a) => run_stages(&a.stage, vec![Stage::Pack], true, progress, &a.answers),
+        Command::Frames(_) => not_built("`mimicit frames`"),
+        Command::Embed(_) => not_built("`mimicit embed`"),
+        Command::Verify(a) => {
+            let report = crate::verify::verify(&a.out)?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&report).expect("serialisable")
+            );
+            if report.ok {
+                eprintln!(
+                    "verify: {} files, {} bytes: all match",
+                    report.files, report.bytes
+                );
+                Ok(EXIT_OK)
+            } else {
+                for p in &report.problems {
+                    eprintln!("verify: {}: {}", p.path, p.problem);
+                }
+                Ok(EXIT_ERROR)
+            }
+        }
+        Command::Report(_) => not_built("`mimicit report`"),
+    }
+}
+
+fn not_built(what: &str) -> Result<i32> {
+    Err(Error::NotBuilt {
+        what: what.to_string(),
+    })
+}
+
+fn run_stages(
+    a: &StageArgs,
+    stages: Vec<Stage>,
+    explicit: bool,
+    progress: ProgressMode,
+    answers: &[PathBuf],
+) -> Result<i32> {
+    let mut sets = a.set.clone();
+    if !answers.is_empty() {
+        let cwd = std::env::current_dir().map_err(|e| Error::io(".", e))?;
+        let list: Vec<String> = answers
+            .iter()
+            .map(|p| {
+                let p = if p.is_absolute() {
+                    p.clone()
+                } else {
+                    cwd.join(p)
+                };
+                toml::Value::String(p.to_string_lossy().into_owned()).to_string()
+            })
+            .collect();
+        sets.push(format!("pack.answers=[{}]", list.join(", ")));
+    }
+    let scenario = Scenario::load(&a.scenario, &sets)?;
+    let opts = RunOptions {
+        stages,
+        explicit,
+        force: a.force,
+        progress,
+    };
+    let summary = pipeline::run(&scenario, &a.out, &opts)?;
+    eprint!(
+        "{}",
+        pipeline::format_summary(scenario.code.as_str(), &summary)
+    );
+    Ok(if summary.rejected() > 0 {
+        EXIT_REJECTS
+    } else {
+        EXIT_OK
+    })
+}
+
+/// Maps an error to its exit status.
+pub fn exit_code(err: &Error) -> i32 {
+    match err {
+        Error::NotBuilt { .. } => EXIT_USAGE,
+        _ => EXIT_ERROR,
+    }
+}

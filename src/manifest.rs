@@ -1,0 +1,220 @@
+//! `OUT/manifest.json`: which stages of which scenario are finished, with what settings and
+//! inputs, and every file they wrote (size and blake3).
+//!
+//! A stage counts as finished only when its entry is here *and* its settings hash and input hash
+//! match the current ones *and* its outputs still have the recorded sizes. The manifest holds no
+//! wall-clock time and no absolute path, so two runs over the same inputs write the same bytes.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, IoContext, Result};
+
+pub const FILE_NAME: &str = "manifest.json";
+pub const FORMAT: &str = "mimicit-manifest";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    pub format: String,
+    pub version: u32,
+    pub tool: String,
+    pub scenarios: BTreeMap<String, ScenarioEntry>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScenarioEntry {
+    pub name: String,
+    pub stages: BTreeMap<String, StageEntry>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StageEntry {
+    /// blake3 of the stage's settings (canonical JSON of the config sections it reads).
+    pub config_hash: String,
+    /// blake3 of what the stage read: earlier stages' output hashes, or corpus files.
+    pub input_hash: String,
+    pub counts: Counts,
+    /// Files written, relative to OUT, sorted by path.
+    pub outputs: Vec<OutputFile>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Counts {
+    pub ok: u64,
+    pub rejected: u64,
+    pub skipped: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputFile {
+    pub path: String,
+    pub bytes: u64,
+    pub blake3: String,
+}
+
+impl Default for Manifest {
+    fn default() -> Self {
+        Manifest {
+            format: FORMAT.to_string(),
+            version: 1,
+            tool: format!("mimicit {}", env!("CARGO_PKG_VERSION")),
+            scenarios: BTreeMap::new(),
+        }
+    }
+}
+
+impl Manifest {
+    /// Reads `OUT/manifest.json`, or an empty manifest when there is none yet.
+    pub fn load(out: &Path) -> Result<Manifest> {
+        let path = out.join(FILE_NAME);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Manifest::default()),
+            Err(e) => return Err(Error::io(path, e)),
+        };
+        let m: Manifest = serde_json::from_str(&text).map_err(|e| Error::Manifest {
+            path: path.clone(),
+            message: format!("not a mimicit manifest: {e}"),
+        })?;
+        if m.format != FORMAT || m.version != 1 {
+            return Err(Error::Manifest {
+                path,
+                message: format!("unsupported format {} version {}", m.format, m.version),
+            });
+        }
+        Ok(m)
+    }
+
+    pub fn save(&self, out: &Path) -> Result<()> {
+        crate::atomic::write_json(&out.join(FILE_NAME), self)
+    }
+
+    pub fn stage(&self, code: &str, stage: &str) -> Option<&StageEntry> {
+        self.scenarios.get(code)?.stages.get(stage)
+    }
+
+    pub fn set_stage(&mut self, code: &str, name: &str, stage: &str, entry: StageEntry) {
+        let s = self.scenarios.entry(code.to_string()).or_default();
+        s.name = name.to_string();
+        s.stages.insert(stage.to_string(), entry);
+    }
+
+    /// Forgets a stage (and so everything that depends on it must run again).
+    pub fn clear_stage(&mut self, code: &str, stage: &str) {
+        if let Some(s) = self.scenarios.get_mut(code) {
+            s.stages.remove(stage);
+        }
+    }
+}
+
+impl StageEntry {
+    /// True when the recorded outputs are all still there with their recorded sizes.
+    pub fn outputs_present(&self, out: &Path) -> bool {
+        self.outputs.iter().all(|o| {
+            std::fs::metadata(out.join(&o.path))
+                .map(|m| m.is_file() && m.len() == o.bytes)
+                .unwrap_or(false)
+        })
+    }
+
+    /// A hash of this stage's outputs, to be the input hash of the stages after it.
+    pub fn outputs_hash(&self) -> String {
+        let mut h = blake3::Hasher::new();
+        for o in &self.outputs {
+            h.update(o.path.as_bytes());
+            h.update(&[0]);
+            h.update(o.blake3.as_bytes());
+            h.update(&[0]);
+        }
+        h.finalize().to_hex().to_string()
+    }
+}
+
+/// blake3 of a file's bytes, hex, streaming (no whole-file buffer).
+pub fn hash_file(path: &Path) -> Result<(u64, String)> {
+    let mut f = File::open(path).at(path)?;
+    let mut h = blake3::Hasher::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut n = 0u64;
+    loop {
+        let k = f.read(&mut buf).at(path)?;
+        if k == 0 {
+            break;
+        }
+        h.update(&buf[..k]);
+        n += k as u64;
+    }
+    Ok((n, h.finalize().to_hex().to_string()))
+}
+
+pub fn hash_str(s: &str) -> String {
+    blake3::hash(s.as_bytes()).to_hex().to_string()
+}
+
+/// Describes files under `out` for the manifest: relative path, size and blake3, sorted.
+pub fn describe(out: &Path, files: &[PathBuf]) -> Result<Vec<OutputFile>> {
+    let mut v = Vec::with_capacity(files.len());
+    for f in files {
+        let rel = f.strip_prefix(out).unwrap_or(f);
+        let (bytes, blake3) = hash_file(f)?;
+        v.push(OutputFile {
+            path: rel.to_string_lossy().replace('\\', "/"),
+            bytes,
+            blake3,
+        });
+    }
+    v.sort();
+    v.dedup();
+    Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_presence() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path();
+        std::fs::create_dir_all(out.join("DC")).unwrap();
+        std::fs::write(out.join("DC/units.parquet"), b"abc").unwrap();
+        let outputs = describe(out, &[out.join("DC/units.parquet")]).unwrap();
+        assert_eq!(outputs[0].path, "DC/units.parquet");
+        assert_eq!(outputs[0].bytes, 3);
+        let entry = StageEntry {
+            config_hash: hash_str("c"),
+            input_hash: hash_str("i"),
+            counts: Counts {
+                ok: 1,
+                ..Counts::default()
+            },
+            outputs,
+        };
+        let mut m = Manifest::default();
+        m.set_stage("DC", "demo", "scan", entry.clone());
+        m.save(out).unwrap();
+        let back = Manifest::load(out).unwrap();
+        assert_eq!(back, m);
+        assert!(back.stage("DC", "scan").unwrap().outputs_present(out));
+        std::fs::write(out.join("DC/units.parquet"), b"abcd").unwrap();
+        assert!(!back.stage("DC", "scan").unwrap().outputs_present(out));
+    }
+
+    #[test]
+    fn missing_manifest_is_empty_and_garbage_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(Manifest::load(dir.path()).unwrap().scenarios.is_empty());
+        std::fs::write(dir.path().join(FILE_NAME), "{nope").unwrap();
+        let err = Manifest::load(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("manifest.json"), "{err}");
+    }
+}

@@ -1,0 +1,268 @@
+//! Stage 2, keyframes: for every unit, decode and sample its frames (video) or read its pictures
+//! (image units), resize, encode, and put them in the content-addressed frame store
+//! `OUT/{CODE}/frames/{h[..2]}/{h}.{png|jpg}` (h = blake3 of the encoded bytes). The table
+//! `frames.parquet` lists every kept frame in unit order, then time order.
+//!
+//! Units run in parallel (rayon). Each finished unit is journaled in
+//! `OUT/{CODE}/journal/keyframes/` with the stage's settings hash, so after a crash only the
+//! unfinished units are decoded again; the journal is removed when the stage completes.
+
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::config::{ImageConfig, ImageFormat, SamplingPolicy, Scenario};
+use crate::error::{Error, Result};
+use crate::imaging;
+use crate::manifest::Counts;
+use crate::model::{FrameRecord, Reject, RgbFrame, Unit, UnitMedia};
+use crate::pipeline::{StageContext, StageOutput};
+use crate::progress::Progress;
+use crate::video::{self, Sampling};
+
+const STAGE: &str = "keyframes";
+
+/// A finished unit, as journaled.
+#[derive(Debug, Serialize, Deserialize)]
+struct UnitResult {
+    config_hash: String,
+    unit_id: String,
+    frames: Vec<FrameRecord>,
+    reject: Option<Reject>,
+}
+
+pub fn run(ctx: &StageContext) -> Result<StageOutput> {
+    let scenario = ctx.scenario;
+    let units = crate::tables::read_units(&super::units_path(ctx))?;
+    let policy = scenario.config.keyframes.policy;
+    if policy == SamplingPolicy::SceneCuts {
+        return Err(Error::NotBuilt {
+            what: "the scene-cuts sampling policy".into(),
+        });
+    }
+    let journal = ctx.dir.join("journal").join(STAGE);
+    std::fs::create_dir_all(&journal).map_err(|e| Error::io(&journal, e))?;
+    crate::atomic::clean_temps(&journal)?;
+    let progress = Progress::new(ctx.progress, STAGE, units.len() as u64);
+    let results: Vec<UnitResult> = units
+        .par_iter()
+        .map(|unit| {
+            let r = process_or_resume(ctx, &journal, unit);
+            progress.inc(1);
+            r
+        })
+        .collect::<Result<_>>()?;
+    progress.finish();
+
+    let mut frames = Vec::new();
+    let mut rejects = Vec::new();
+    let mut ok = 0;
+    for r in results {
+        if !r.frames.is_empty() {
+            ok += 1;
+        }
+        frames.extend(r.frames);
+        rejects.extend(r.reject);
+    }
+    let path = super::frames_path(ctx);
+    crate::tables::write_frames(&path, &frames)?;
+    std::fs::remove_dir_all(&journal).map_err(|e| Error::io(&journal, e))?;
+    tracing::info!("{}: {} frames from {ok} units", scenario.code, frames.len());
+    Ok(StageOutput {
+        counts: Counts {
+            ok,
+            rejected: 0,
+            skipped: 0,
+        },
+        outputs: vec![path],
+        rejects,
+    })
+}
+
+fn journal_path(journal: &Path, unit_id: &str) -> PathBuf {
+    let h = blake3::hash(unit_id.as_bytes()).to_hex();
+    journal.join(format!("{}.json", &h[..32]))
+}
+
+fn process_or_resume(ctx: &StageContext, journal: &Path, unit: &Unit) -> Result<UnitResult> {
+    let jpath = journal_path(journal, &unit.id);
+    if let Ok(text) = std::fs::read(&jpath) {
+        if let Ok(done) = serde_json::from_slice::<UnitResult>(&text) {
+            let complete = done.config_hash == ctx.config_hash
+                && done.unit_id == unit.id
+                && done.frames.iter().all(|f| ctx.dir.join(&f.file).is_file());
+            if complete {
+                return Ok(done);
+            }
+        }
+    }
+    let (frames, reject) = match process(ctx, unit) {
+        Ok(frames) if frames.is_empty() => (
+            frames,
+            Some(reject(unit, ctx.scenario, "no frame was selected or decoded".into())),
+        ),
+        Ok(frames) => (frames, None),
+        // Per-item failure: recorded, the other units go on.
+        Err(ItemError::Item(message)) => (Vec::new(), Some(reject(unit, ctx.scenario, message))),
+        // Output failure (disk full, unwritable folder): the whole stage stops.
+        Err(ItemError::Fatal(e)) => return Err(e),
+    };
+    let result = UnitResult {
+        config_hash: ctx.config_hash.clone(),
+        unit_id: unit.id.clone(),
+        frames,
+        reject,
+    };
+    crate::atomic::write_json(&jpath, &result)?;
+    Ok(result)
+}
+
+fn reject(unit: &Unit, scenario: &Scenario, error: String) -> Reject {
+    let path = match &unit.media {
+        UnitMedia::Video { path, .. } => path.display().to_string(),
+        UnitMedia::Images { items } => items
+            .first()
+            .map(|i| i.path.display().to_string())
+            .unwrap_or_default(),
+    };
+    let _ = scenario;
+    Reject {
+        stage: STAGE.into(),
+        item: unit.id.clone(),
+        path,
+        error,
+    }
+}
+
+enum ItemError {
+    Item(String),
+    Fatal(Error),
+}
+
+fn sampling_for(ctx: &StageContext, unit: &Unit) -> Sampling {
+    let k = &ctx.scenario.config.keyframes;
+    match k.policy {
+        SamplingPolicy::Fps => Sampling::Fps(k.fps),
+        SamplingPolicy::LegacyStride => Sampling::LegacyStride(k.fps),
+        SamplingPolicy::Uniform => Sampling::Uniform(k.count),
+        SamplingPolicy::At => Sampling::At(unit.times.clone()),
+        SamplingPolicy::KeyframesOnly => Sampling::KeyframesOnly,
+        SamplingPolicy::All | SamplingPolicy::SceneCuts => Sampling::All,
+    }
+}
+
+fn process(ctx: &StageContext, unit: &Unit) -> std::result::Result<Vec<FrameRecord>, ItemError> {
+    let scenario = ctx.scenario;
+    let max = scenario.config.keyframes.max_per_unit as usize;
+    let code = scenario.code;
+    let mut frames = Vec::new();
+    match &unit.media {
+        UnitMedia::Video {
+            path,
+            start,
+            end,
+            key_prefix,
+            key_width,
+        } => {
+            let full = scenario.root.join(path);
+            let segment = match (start, end) {
+                (None, None) => None,
+                (s, e) => Some((s.unwrap_or(0.0), e.unwrap_or(f64::INFINITY))),
+            };
+            let sampling = sampling_for(ctx, unit);
+            let mut failure = None;
+            let mut on_frame = |f: video::SampledFrame| {
+                let i = frames.len();
+                let id = format!("{code}_IMG_{key_prefix}_{i:0width$}", width = *key_width);
+                match store(ctx, &f.image, &scenario.config.image) {
+                    Ok((file, bytes, pixel_hash, w, h)) => frames.push(FrameRecord {
+                        image_id: id,
+                        unit_id: unit.id.clone(),
+                        index: i as u32,
+                        time_s: Some(f.time_s),
+                        width: w,
+                        height: h,
+                        pixel_hash,
+                        file,
+                        bytes,
+                    }),
+                    Err(e) => {
+                        failure = Some(e);
+                        return ControlFlow::Break(());
+                    }
+                }
+                if max > 0 && frames.len() >= max {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                }
+            };
+            let info = video::sample(&full, &sampling, segment, &mut on_frame)
+                .map_err(|e| ItemError::Item(e.to_string()))?;
+            if let Some(e) = failure {
+                return Err(e);
+            }
+            if info.decode_errors > 0 {
+                tracing::warn!(
+                    "{}: {} decoder errors (frames around them skipped)",
+                    full.display(),
+                    info.decode_errors
+                );
+            }
+        }
+        UnitMedia::Images { items } => {
+            for item in items.iter().take(if max > 0 { max } else { usize::MAX }) {
+                let full = scenario.root.join(&item.path);
+                let img = imaging::decode_file(&full).map_err(|e| ItemError::Item(e.to_string()))?;
+                let (file, bytes, pixel_hash, w, h) = store(ctx, &img, &scenario.config.image)?;
+                frames.push(FrameRecord {
+                    image_id: format!("{code}_IMG_{}", item.key),
+                    unit_id: unit.id.clone(),
+                    index: frames.len() as u32,
+                    time_s: None,
+                    width: w,
+                    height: h,
+                    pixel_hash,
+                    file,
+                    bytes,
+                });
+            }
+        }
+    }
+    Ok(frames)
+}
+
+type Stored = (String, u64, String, u32, u32);
+
+/// Resizes, encodes and stores one frame; returns (file relative to OUT/{CODE}, bytes, pixel
+/// hash, width, height).
+fn store(
+    ctx: &StageContext,
+    img: &RgbFrame,
+    cfg: &ImageConfig,
+) -> std::result::Result<Stored, ItemError> {
+    let resized = imaging::resize(img, cfg).map_err(|e| ItemError::Item(e.to_string()))?;
+    let encoded = imaging::encode(&resized, cfg).map_err(|e| ItemError::Item(e.to_string()))?;
+    let hash = blake3::hash(&encoded).to_hex().to_string();
+    let ext = match cfg.format {
+        ImageFormat::Png => "png",
+        ImageFormat::Jpeg => "jpg",
+    };
+    let rel = format!("frames/{}/{hash}.{ext}", &hash[..2]);
+    let path = ctx.dir.join(&rel);
+    let present = std::fs::metadata(&path)
+        .map(|m| m.len() == encoded.len() as u64)
+        .unwrap_or(false);
+    if !present {
+        crate::atomic::write(&path, &encoded).map_err(ItemError::Fatal)?;
+    }
+    Ok((
+        rel,
+        encoded.len() as u64,
+        imaging::pixel_hash(&resized),
+        resized.width,
+        resized.height,
+    ))
+}

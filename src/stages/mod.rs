@@ -1,0 +1,44 @@
+//! The stage implementations, one file each. Each reads the tables of the stages before it from
+//! `OUT/{CODE}/` and returns what it wrote; the pipeline records it.
+
+use crate::config::Scenario;
+use crate::error::{Error, Result};
+use crate::pipeline::{Stage, StageContext, StageOutput};
+
+pub mod metadata;
+pub mod pack;
+pub mod scan;
+
+pub fn is_built(stage: Stage) -> bool {
+    matches!(stage, Stage::Scan | Stage::Metadata)
+}
+
+/// Why a built stage has nothing to do for this scenario, if so.
+pub fn off_reason(stage: Stage, scenario: &Scenario) -> Option<String> {
+    match stage {
+        Stage::Features if scenario.config.features.model.is_none() => {
+            Some("no features.model set".into())
+        }
+        _ => None,
+    }
+}
+
+pub fn run(stage: Stage, ctx: &StageContext) -> Result<StageOutput> {
+    match stage {
+        Stage::Scan => scan::run(ctx),
+        Stage::Metadata => metadata::run(ctx),
+        other => Err(Error::NotBuilt {
+            what: format!("the {} stage", other.name()),
+        }),
+    }
+}
+
+/// `OUT/{CODE}/units.parquet`.
+pub fn units_path(ctx: &StageContext) -> std::path::PathBuf {
+    ctx.dir.join("units.parquet")
+}
+
+/// `OUT/{CODE}/frames.parquet`.
+pub fn frames_path(ctx: &StageContext) -> std::path::PathBuf {
+    ctx.dir.join("frames.parquet")
+}

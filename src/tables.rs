@@ -1,0 +1,342 @@
+//! The one module that talks polars for our own tables: `units.parquet`, `frames.parquet` and
+//! `rejects/{stage}.parquet` under `OUT/{CODE}/`. Rows go in and come out as our domain types
+//! (`Unit`, `FrameRecord`, `Reject`); frames are built column-wise.
+//!
+//! Scenario-specific parts of a unit (its media list, annotation entry, annotation times) are
+//! stored as JSON text columns so that one table shape serves every corpus; the flat columns
+//! (`kind`, `path`, `start_s`, `end_s`) are there for people who query the table with pandas.
+
+use std::fs::File;
+use std::path::Path;
+
+use polars::prelude::*;
+
+use crate::error::{Error, Result};
+use crate::model::{FrameRecord, Reject, Unit, UnitMedia};
+
+fn table_err(path: &Path, e: impl std::fmt::Display) -> Error {
+    Error::Json {
+        path: path.to_path_buf(),
+        message: format!("table: {e}"),
+    }
+}
+
+fn write_df(path: &Path, mut df: DataFrame) -> Result<()> {
+    crate::atomic::write_with(path, |f| {
+        ParquetWriter::new(f)
+            .with_compression(ParquetCompression::Zstd(None))
+            .set_parallel(false)
+            .finish(&mut df)
+            .map(|_| ())
+            .map_err(std::io::Error::other)
+    })
+}
+
+fn read_df(path: &Path) -> Result<DataFrame> {
+    let f = File::open(path).map_err(|e| Error::io(path, e))?;
+    ParquetReader::new(f)
+        .finish()
+        .map_err(|e| table_err(path, e))
+}
+
+fn json(v: &impl serde::Serialize) -> String {
+    serde_json::to_string(v).expect("serialisable")
+}
+
+pub fn write_units(path: &Path, units: &[Unit]) -> Result<()> {
+    let n = units.len();
+    let mut kind = Vec::with_capacity(n);
+    let mut media_path = Vec::with_capacity(n);
+    let mut start = Vec::with_capacity(n);
+    let mut end = Vec::with_capacity(n);
+    for u in units {
+        match &u.media {
+            UnitMedia::Video {
+                path,
+                start: s,
+                end: e,
+                ..
+            } => {
+                kind.push("video");
+                media_path.push(path.to_string_lossy().into_owned());
+                start.push(*s);
+                end.push(*e);
+            }
+            UnitMedia::Images { items } => {
+                kind.push("images");
+                media_path.push(
+                    items
+                        .first()
+                        .map(|i| i.path.to_string_lossy().into_owned())
+                        .unwrap_or_default(),
+                );
+                start.push(None);
+                end.push(None);
+            }
+        }
+    }
+    let cols = vec![
+        Column::new(
+            "unit_id".into(),
+            units.iter().map(|u| u.id.as_str()).collect::<Vec<_>>(),
+        ),
+        Column::new("kind".into(), kind),
+        Column::new("path".into(), media_path),
+        Column::new("start_s".into(), start),
+        Column::new("end_s".into(), end),
+        Column::new(
+            "media".into(),
+            units.iter().map(|u| json(&u.media)).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "times".into(),
+            units.iter().map(|u| json(&u.times)).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "annotation".into(),
+            units
+                .iter()
+                .map(|u| json(&u.annotation))
+                .collect::<Vec<_>>(),
+        ),
+    ];
+    let df = DataFrame::new(n, cols).map_err(|e| table_err(path, e))?;
+    write_df(path, df)
+}
+
+pub fn read_units(path: &Path) -> Result<Vec<Unit>> {
+    let df = read_df(path)?;
+    let s = |name: &str| -> Result<Vec<String>> { strings(&df, path, name) };
+    let (ids, media, times, ann) = (s("unit_id")?, s("media")?, s("times")?, s("annotation")?);
+    let parse = |what: &str, text: &str| -> Result<serde_json::Value> {
+        serde_json::from_str(text).map_err(|e| table_err(path, format!("{what}: {e}")))
+    };
+    let mut units = Vec::with_capacity(ids.len());
+    for i in 0..ids.len() {
+        units.push(Unit {
+            id: ids[i].clone(),
+            media: serde_json::from_value(parse("media", &media[i])?)
+                .map_err(|e| table_err(path, format!("media: {e}")))?,
+            times: serde_json::from_value(parse("times", &times[i])?)
+                .map_err(|e| table_err(path, format!("times: {e}")))?,
+            annotation: parse("annotation", &ann[i])?,
+        });
+    }
+    Ok(units)
+}
+
+fn strings(df: &DataFrame, path: &Path, name: &str) -> Result<Vec<String>> {
+    let col = df.column(name).map_err(|e| table_err(path, e))?;
+    let ca = col.str().map_err(|e| table_err(path, e))?;
+    Ok(ca.iter().map(|v| v.unwrap_or("").to_string()).collect())
+}
+
+fn u32s(df: &DataFrame, path: &Path, name: &str) -> Result<Vec<u32>> {
+    let col = df.column(name).map_err(|e| table_err(path, e))?;
+    let ca = col.u32().map_err(|e| table_err(path, e))?;
+    Ok(ca.iter().map(|v| v.unwrap_or(0)).collect())
+}
+
+pub fn write_frames(path: &Path, frames: &[FrameRecord]) -> Result<()> {
+    let n = frames.len();
+    let cols = vec![
+        Column::new(
+            "image_id".into(),
+            frames
+                .iter()
+                .map(|f| f.image_id.as_str())
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "unit_id".into(),
+            frames
+                .iter()
+                .map(|f| f.unit_id.as_str())
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "index".into(),
+            frames.iter().map(|f| f.index).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "time_s".into(),
+            frames.iter().map(|f| f.time_s).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "width".into(),
+            frames.iter().map(|f| f.width).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "height".into(),
+            frames.iter().map(|f| f.height).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "pixel_hash".into(),
+            frames
+                .iter()
+                .map(|f| f.pixel_hash.as_str())
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "file".into(),
+            frames.iter().map(|f| f.file.as_str()).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "bytes".into(),
+            frames.iter().map(|f| f.bytes).collect::<Vec<_>>(),
+        ),
+    ];
+    let df = DataFrame::new(n, cols).map_err(|e| table_err(path, e))?;
+    write_df(path, df)
+}
+
+pub fn read_frames(path: &Path) -> Result<Vec<FrameRecord>> {
+    let df = read_df(path)?;
+    let image_id = strings(&df, path, "image_id")?;
+    let unit_id = strings(&df, path, "unit_id")?;
+    let index = u32s(&df, path, "index")?;
+    let width = u32s(&df, path, "width")?;
+    let height = u32s(&df, path, "height")?;
+    let pixel_hash = strings(&df, path, "pixel_hash")?;
+    let file = strings(&df, path, "file")?;
+    let time: Vec<Option<f64>> = df
+        .column("time_s")
+        .and_then(|c| c.f64().map(|ca| ca.iter().collect()))
+        .map_err(|e| table_err(path, e))?;
+    let bytes: Vec<u64> = df
+        .column("bytes")
+        .and_then(|c| {
+            c.u64()
+                .map(|ca| ca.iter().map(|v| v.unwrap_or(0)).collect())
+        })
+        .map_err(|e| table_err(path, e))?;
+    Ok((0..image_id.len())
+        .map(|i| FrameRecord {
+            image_id: image_id[i].clone(),
+            unit_id: unit_id[i].clone(),
+            index: index[i],
+            time_s: time[i],
+            width: width[i],
+            height: height[i],
+            pixel_hash: pixel_hash[i].clone(),
+            file: file[i].clone(),
+            bytes: bytes[i],
+        })
+        .collect())
+}
+
+pub fn write_rejects(path: &Path, rejects: &[Reject]) -> Result<()> {
+    let mut rows = rejects.to_vec();
+    rows.sort();
+    let n = rows.len();
+    let col = |name: &str, f: fn(&Reject) -> &str| {
+        Column::new(name.into(), rows.iter().map(f).collect::<Vec<_>>())
+    };
+    let cols = vec![
+        col("stage", |r| &r.stage),
+        col("item", |r| &r.item),
+        col("path", |r| &r.path),
+        col("error", |r| &r.error),
+    ];
+    let df = DataFrame::new(n, cols).map_err(|e| table_err(path, e))?;
+    write_df(path, df)
+}
+
+pub fn read_rejects(path: &Path) -> Result<Vec<Reject>> {
+    let df = read_df(path)?;
+    let (stage, item, p, error) = (
+        strings(&df, path, "stage")?,
+        strings(&df, path, "item")?,
+        strings(&df, path, "path")?,
+        strings(&df, path, "error")?,
+    );
+    Ok((0..stage.len())
+        .map(|i| Reject {
+            stage: stage[i].clone(),
+            item: item[i].clone(),
+            path: p[i].clone(),
+            error: error[i].clone(),
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ImageItem;
+
+    #[test]
+    fn units_round_trip_and_are_deterministic() {
+        let dir = tempfile::tempdir().unwrap();
+        let units = vec![
+            Unit {
+                id: "v_a".into(),
+                media: UnitMedia::Video {
+                    path: "videos/v_a.mp4".into(),
+                    start: Some(1.5),
+                    end: None,
+                    key_prefix: "v_a".into(),
+                    key_width: 4,
+                },
+                times: vec![0.5, 2.0],
+                annotation: serde_json::json!({"sentences": ["a", "b"]}),
+            },
+            Unit {
+                id: "pair".into(),
+                media: UnitMedia::Images {
+                    items: vec![ImageItem {
+                        path: "x/1.png".into(),
+                        key: "00001_1".into(),
+                    }],
+                },
+                times: vec![],
+                annotation: serde_json::json!(null),
+            },
+        ];
+        let a = dir.path().join("a.parquet");
+        let b = dir.path().join("b.parquet");
+        write_units(&a, &units).unwrap();
+        write_units(&b, &units).unwrap();
+        assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+        assert_eq!(read_units(&a).unwrap(), units);
+    }
+
+    #[test]
+    fn frames_and_rejects_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let frames = vec![FrameRecord {
+            image_id: "DC_IMG_v_a_0000".into(),
+            unit_id: "v_a".into(),
+            index: 0,
+            time_s: Some(0.0),
+            width: 224,
+            height: 224,
+            pixel_hash: "ab".into(),
+            file: "frames/ab.png".into(),
+            bytes: 10,
+        }];
+        let p = dir.path().join("frames.parquet");
+        write_frames(&p, &frames).unwrap();
+        assert_eq!(read_frames(&p).unwrap(), frames);
+        let rejects = vec![Reject {
+            stage: "scan".into(),
+            item: "v_b".into(),
+            path: "videos/v_b.mp4".into(),
+            error: "missing".into(),
+        }];
+        let p = dir.path().join("r.parquet");
+        write_rejects(&p, &rejects).unwrap();
+        assert_eq!(read_rejects(&p).unwrap(), rejects);
+        write_rejects(&p, &[]).unwrap();
+        assert!(read_rejects(&p).unwrap().is_empty());
+    }
+
+    #[test]
+    fn garbage_table_names_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("units.parquet");
+        std::fs::write(&p, b"not parquet").unwrap();
+        let err = read_units(&p).unwrap_err().to_string();
+        assert!(err.contains("units.parquet"), "{err}");
+    }
+}

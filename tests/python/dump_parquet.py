@@ -1,0 +1,28 @@
+"""Prints the rows of a parquet file as a JSON list, read with pandas (pyarrow engine).
+
+Used by the Rust tests to check our tables with the readers users have, and to validate every
+row against its JSON Schema. Exits non-zero when the file cannot be read."""
+import json
+import math
+import sys
+
+import pandas as pd
+
+
+def clean(v):
+    if isinstance(v, float) and math.isnan(v):
+        return None
+    if hasattr(v, "item"):  # numpy scalar
+        return clean(v.item())
+    return v
+
+
+def main() -> int:
+    df = pd.read_parquet(sys.argv[1])
+    rows = [{k: clean(v) for k, v in row.items()} for row in df.to_dict(orient="records")]
+    json.dump(rows, sys.stdout)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,341 @@
+//! Integration tests: the CLI driven as a user would, in temp folders.
+
+mod util;
+
+use util::*;
+
+#[test]
+fn help_lists_every_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = mimicit(dir.path(), &["--help"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let help = stdout(&o);
+    for cmd in [
+        "run",
+        "scan",
+        "keyframes",
+        "dedup",
+        "features",
+        "metadata",
+        "pack",
+        "frames",
+        "embed",
+        "verify",
+        "report",
+    ] {
+        assert!(
+            help.lines().any(|l| l.trim_start().starts_with(cmd)),
+            "`{cmd}` missing from --help:\n{help}"
+        );
+    }
+    for cmd in ["run", "frames", "verify", "pack"] {
+        let o = mimicit(dir.path(), &[cmd, "--help"]);
+        assert!(o.status.success());
+        assert!(
+            stdout(&o).contains("Example:"),
+            "{cmd} --help has no example"
+        );
+    }
+}
+
+#[test]
+fn every_scenario_file_matches_the_schema() {
+    let dir = repo().join("scenarios");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            let table: toml::Table = text.parse().unwrap();
+            let json = serde_json::to_value(&table).unwrap();
+            assert_valid("scenario.schema.json", &json, &path.display().to_string());
+            n += 1;
+        }
+    }
+    assert!(n >= 7, "expected the 7 scenario files, found {n}");
+}
+
+#[test]
+fn schema_rejects_a_bad_scenario() {
+    // The schema must be able to fail: a wrong type, an unknown key, a bad enum.
+    let v = schema("scenario.schema.json");
+    for bad in [
+        serde_json::json!({"scenario": "DC", "source": {"root": ".", "annotations": 3}}),
+        serde_json::json!({"scenario": "DC", "source": {"root": ".", "annotations": "a"}, "bogus": 1}),
+        serde_json::json!({"scenario": "XX", "source": {"root": ".", "annotations": "a"}}),
+        serde_json::json!({"scenario": "DC", "source": {"root": ".", "annotations": "a"}, "image": {"aspect": "stretch"}}),
+    ] {
+        assert!(!v.is_valid(&bad), "accepted {bad}");
+    }
+}
+
+#[test]
+fn malformed_scenario_is_refused_with_the_key_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = copy_demo(dir.path());
+    let text = std::fs::read_to_string(&scenario).unwrap();
+    std::fs::write(&scenario, text.replace("fps = 1.0", "fps = \"one\"")).unwrap();
+    let o = mimicit(dir.path(), &["run", "scenarios/demo.toml", "--out", "out"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("demo.toml") && err.contains("keyframes.fps"),
+        "{err}"
+    );
+
+    std::fs::write(
+        &scenario,
+        text.replace("[image]", "[image]\nsharpen = true"),
+    )
+    .unwrap();
+    let o = mimicit(dir.path(), &["run", "scenarios/demo.toml", "--out", "out"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("sharpen"), "{}", stderr(&o));
+}
+
+#[test]
+fn set_overrides_a_key_and_a_missing_root_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_demo(dir.path());
+    let o = mimicit(
+        dir.path(),
+        &[
+            "scan",
+            "scenarios/demo.toml",
+            "--out",
+            "out",
+            "--set",
+            "source.root=nowhere",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(
+        err.contains("source.root") && err.contains("nowhere"),
+        "{err}"
+    );
+}
+
+#[test]
+fn unbuilt_commands_exit_2_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    for args in [
+        vec!["embed", ".", "--model", ".", "--out", "x.parquet"],
+        vec!["report", "."],
+    ] {
+        let o = mimicit(dir.path(), &args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        let err = stderr(&o);
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(err.contains("not built yet"), "{err}");
+        assert!(stdout(&o).is_empty());
+    }
+}
+
+#[test]
+fn stage_before_its_input_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_demo(dir.path());
+    let o = mimicit(
+        dir.path(),
+        &["metadata", "scenarios/demo.toml", "--out", "out"],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("needs the output of stage"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+/// Every file of a finished demo run, checked against its schema.
+fn check_outputs_against_schemas(out: &std::path::Path) {
+    let manifest = read_json(&out.join("manifest.json"));
+    assert_valid("manifest.schema.json", &manifest, "manifest.json");
+    assert_valid(
+        "timings.schema.json",
+        &read_json(&out.join("DC/timings.json")),
+        "timings.json",
+    );
+    let query = read_json(&out.join("DC/syphus/DC_query.json"));
+    assert_valid("syphus_query.schema.json", &query, "DC_query.json");
+    for (file, schema_name) in [
+        ("DC/units.parquet", "units.schema.json"),
+        ("DC/frames.parquet", "frames.schema.json"),
+        ("DC/rejects/scan.parquet", "rejects.schema.json"),
+        ("DC/rejects/keyframes.parquet", "rejects.schema.json"),
+    ] {
+        if let Some(rows) = pandas_rows(&out.join(file)) {
+            for row in &rows {
+                assert_valid(schema_name, row, file);
+            }
+        }
+    }
+    let messages = std::fs::read_to_string(out.join("DC/syphus/DC_messages.jsonl")).unwrap();
+    for line in messages.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_valid("syphus_messages.schema.json", &v, "DC_messages.jsonl line");
+    }
+}
+
+#[test]
+fn demo_run_is_complete_resumable_and_deterministic() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_demo(dir.path());
+    let o = mimicit(dir.path(), &["run", "scenarios/demo.toml", "--out", "out1"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out1 = dir.path().join("out1");
+    check_outputs_against_schemas(&out1);
+    let summary = stderr(&o);
+    assert!(summary.contains("DC: scan"), "{summary}");
+
+    // The Syphus query holds exactly the four annotated clips.
+    let query = read_json(&out1.join("DC/syphus/DC_query.json"));
+    let ids: Vec<&String> = query.as_object().unwrap().keys().collect();
+    assert_eq!(
+        ids,
+        [
+            "v_demo_garden",
+            "v_demo_kitchen",
+            "v_demo_street",
+            "v_demo_studio"
+        ]
+    );
+
+    // A second run finds everything up to date and changes no byte.
+    let before: Vec<_> = files(&out1)
+        .into_iter()
+        .map(|f| (f.clone(), std::fs::read(out1.join(&f)).unwrap()))
+        .collect();
+    let o = mimicit(dir.path(), &["run", "scenarios/demo.toml", "--out", "out1"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stderr(&o).contains("up-to-date"), "{}", stderr(&o));
+    assert!(!stderr(&o).contains(" ran"), "{}", stderr(&o));
+    for (f, bytes) in &before {
+        if f.ends_with("timings.json") {
+            continue;
+        }
+        assert_eq!(
+            &std::fs::read(out1.join(f)).unwrap(),
+            bytes,
+            "{} changed",
+            f.display()
+        );
+    }
+
+    // Another folder, same inputs: the same files with the same bytes.
+    let o = mimicit(
+        dir.path(),
+        &[
+            "run",
+            "scenarios/demo.toml",
+            "--out",
+            "out2",
+            "--threads",
+            "1",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out2 = dir.path().join("out2");
+    assert_eq!(files(&out1), files(&out2));
+    for f in files(&out1) {
+        if f.ends_with("timings.json") {
+            continue;
+        }
+        assert_eq!(
+            std::fs::read(out1.join(&f)).unwrap(),
+            std::fs::read(out2.join(&f)).unwrap(),
+            "{} differs between runs",
+            f.display()
+        );
+    }
+
+    // verify passes, then catches a damaged file.
+    let o = mimicit(dir.path(), &["verify", "out1"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_valid("verify.schema.json", &report, "verify stdout");
+    assert_eq!(report["ok"], true);
+    std::fs::write(out1.join("DC/syphus/DC_query.json"), b"{}\n").unwrap();
+    let o = mimicit(dir.path(), &["verify", "out1"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("DC_query.json"), "{}", stderr(&o));
+
+    // A damaged output makes the stage that wrote it run again.
+    let o = mimicit(dir.path(), &["run", "scenarios/demo.toml", "--out", "out1"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(
+        std::fs::read(out1.join("DC/syphus/DC_query.json")).unwrap(),
+        std::fs::read(out2.join("DC/syphus/DC_query.json")).unwrap()
+    );
+}
+
+#[test]
+fn changed_setting_reruns_the_stage_and_later_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_demo(dir.path());
+    let o = mimicit(dir.path(), &["run", "scenarios/demo.toml", "--out", "out"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = mimicit(
+        dir.path(),
+        &[
+            "run",
+            "scenarios/demo.toml",
+            "--out",
+            "out",
+            "--set",
+            "keyframes.fps=2",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let err = stderr(&o);
+    let line = |stage: &str| {
+        err.lines()
+            .find(|l| l.starts_with(&format!("DC: {stage} ")))
+            .unwrap_or_else(|| panic!("no {stage} line in {err}"))
+            .to_string()
+    };
+    assert!(line("scan").contains("up-to-date"), "{err}");
+    assert!(line("keyframes").contains("ran"), "{err}");
+    assert!(line("metadata").contains("ran"), "{err}");
+}
+
+#[test]
+fn bad_items_are_rejected_and_the_rest_is_processed() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_demo(dir.path());
+    let demo = dir.path().join("demo");
+    // A video that is not a video, and an annotation whose video is missing.
+    std::fs::write(
+        demo.join("videos/v_broken.mp4"),
+        b"this is text, not a video",
+    )
+    .unwrap();
+    let ann_path = demo.join("annotations/train.json");
+    let mut ann = read_json(&ann_path);
+    ann["v_broken"] =
+        serde_json::json!({"duration": 2, "timestamps": [[0, 1]], "sentences": ["x"]});
+    ann["v_missing"] =
+        serde_json::json!({"duration": 2, "timestamps": [[0, 1]], "sentences": ["y"]});
+    ann["v_malformed"] = serde_json::json!({"duration": 2, "timestamps": [[0, 1]]});
+    std::fs::write(&ann_path, serde_json::to_vec(&ann).unwrap()).unwrap();
+
+    let o = mimicit(dir.path(), &["run", "scenarios/demo.toml", "--out", "out"]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("v_missing") && err.contains("v_broken.mp4"),
+        "{err}"
+    );
+    let query = read_json(&dir.path().join("out/DC/syphus/DC_query.json"));
+    assert_eq!(
+        query.as_object().unwrap().len(),
+        4,
+        "the good clips are all there"
+    );
+    assert!(dir.path().join("out/DC/rejects/scan.parquet").is_file());
+    assert!(dir
+        .path()
+        .join("out/DC/rejects/keyframes.parquet")
+        .is_file());
+}

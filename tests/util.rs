@@ -1,0 +1,120 @@
+//! Helpers for the integration tests: run the built binary in temp folders, copy the demo,
+//! validate files against the JSON Schemas in `schemas/`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Runs `mimicit ARGS` in `cwd` with progress off.
+pub fn mimicit(cwd: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mimicit"))
+        .args(args)
+        .arg("--progress=none")
+        .current_dir(cwd)
+        .env_remove("MIMICIT_LOG")
+        .output()
+        .expect("run mimicit")
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Copies the bundled demo corpus and scenario into `dir` (so tests can damage them).
+pub fn copy_demo(dir: &Path) -> PathBuf {
+    copy_tree(&repo().join("demo"), &dir.join("demo"));
+    let scenario = dir.join("scenarios/demo.toml");
+    std::fs::create_dir_all(scenario.parent().unwrap()).unwrap();
+    std::fs::copy(repo().join("scenarios/demo.toml"), &scenario).unwrap();
+    scenario
+}
+
+pub fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// Every file under `dir`, relative, sorted.
+pub fn files(dir: &Path) -> Vec<PathBuf> {
+    let mut v = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                v.push(p.strip_prefix(dir).unwrap().to_path_buf());
+            }
+        }
+    }
+    v.sort();
+    v
+}
+
+pub fn schema(name: &str) -> jsonschema::Validator {
+    let text = std::fs::read_to_string(repo().join("schemas").join(name)).unwrap();
+    let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+    jsonschema::validator_for(&value).unwrap_or_else(|e| panic!("schema {name}: {e}"))
+}
+
+/// Asserts that `value` is valid against `schemas/{name}`, listing every error.
+pub fn assert_valid(name: &str, value: &serde_json::Value, what: &str) {
+    let v = schema(name);
+    let errors: Vec<String> = v
+        .iter_errors(value)
+        .map(|e| format!("{} at {}", e, e.instance_path))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "{what} against {name}:\n{}",
+        errors.join("\n")
+    );
+}
+
+pub fn read_json(path: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The rows of a parquet file as read by pandas, or None (with the reason printed) when the
+/// Python readers are not installed.
+pub fn pandas_rows(path: &Path) -> Option<Vec<serde_json::Value>> {
+    let script = repo().join("tests/python/dump_parquet.py");
+    let o = match Command::new("python").arg(&script).arg(path).output() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("skipping pandas check: no python ({e})");
+            return None;
+        }
+    };
+    if !o.status.success() && String::from_utf8_lossy(&o.stderr).contains("No module named") {
+        eprintln!(
+            "skipping pandas check: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        return None;
+    }
+    assert!(
+        o.status.success(),
+        "pandas could not read {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    Some(serde_json::from_slice(&o.stdout).unwrap())
+}
