@@ -19,6 +19,8 @@
 pub mod atomic;
 pub mod config;
 pub mod error;
+pub mod imaging;
 pub mod model;
+pub mod video;
 
 pub use error::{Error, Result};
