@@ -22,6 +22,7 @@ use ffmpeg::software::scaling;
 use ffmpeg::util::frame::video::Video as AvFrame;
 use ffmpeg_next as ffmpeg;
 
+use crate::config::{KeyframesConfig, SamplingPolicy};
 use crate::model::RgbFrame;
 use sampling::{Selector, StreamFacts};
 
@@ -97,6 +98,22 @@ pub enum Sampling {
     KeyframesOnly,
     /// Every decoded frame.
     All,
+}
+
+impl Sampling {
+    /// The sampling a `[keyframes]` configuration asks for; `times` are the unit's annotation
+    /// times (for `at`). None for `scene-cuts`, which is not a per-frame rule this module applies.
+    pub fn from_config(cfg: &KeyframesConfig, times: &[f64]) -> Option<Sampling> {
+        Some(match cfg.policy {
+            SamplingPolicy::Fps => Sampling::Fps(cfg.fps),
+            SamplingPolicy::LegacyStride => Sampling::LegacyStride(cfg.fps),
+            SamplingPolicy::Uniform => Sampling::Uniform(cfg.count),
+            SamplingPolicy::At => Sampling::At(times.to_vec()),
+            SamplingPolicy::KeyframesOnly => Sampling::KeyframesOnly,
+            SamplingPolicy::All => Sampling::All,
+            SamplingPolicy::SceneCuts => return None,
+        })
+    }
 }
 
 /// A kept frame.
@@ -534,7 +551,7 @@ impl Run<'_> {
         held: Held,
         on_frame: &mut dyn FnMut(SampledFrame) -> ControlFlow<()>,
     ) -> Result<ControlFlow<()>, VideoError> {
-        let image = self.to_rgb(&held.frame)?;
+        let image = self.convert_to_rgb(&held.frame)?;
         let image = if self.rotation == 0 {
             image
         } else {
@@ -549,7 +566,7 @@ impl Run<'_> {
 
     /// Converts a decoded frame of any pixel format to packed RGB24, honouring its colour matrix
     /// and range.
-    fn to_rgb(&mut self, frame: &AvFrame) -> Result<RgbFrame, VideoError> {
+    fn convert_to_rgb(&mut self, frame: &AvFrame) -> Result<RgbFrame, VideoError> {
         let (format, w, h) = (frame.format(), frame.width(), frame.height());
         if u64::from(w) * u64::from(h) > MAX_PIXELS {
             return Err(VideoError::TooLarge {
@@ -613,7 +630,7 @@ fn set_colorspace(scaler: &mut scaling::Context, frame: &AvFrame) {
     // A negative return (a source swscale treats as RGB) leaves the context as it was.
     unsafe {
         let src = ffmpeg::ffi::sws_getCoefficients(space);
-        let dst = ffmpeg::ffi::sws_getCoefficients(ffmpeg::ffi::SWS_CS_DEFAULT as i32);
+        let dst = ffmpeg::ffi::sws_getCoefficients(ffmpeg::ffi::SWS_CS_DEFAULT);
         ffmpeg::ffi::sws_setColorspaceDetails(
             scaler.as_mut_ptr(),
             src,

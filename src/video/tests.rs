@@ -73,6 +73,25 @@ fn assert_times(got: &[f64], want: &[f64]) {
 }
 
 #[test]
+fn sampling_from_config() {
+    use crate::config::{KeyframesConfig, SamplingPolicy};
+    let mut cfg = KeyframesConfig::default();
+    assert_eq!(Sampling::from_config(&cfg, &[]), Some(Sampling::Fps(1.0)));
+    cfg.policy = SamplingPolicy::At;
+    assert_eq!(
+        Sampling::from_config(&cfg, &[2.5]),
+        Some(Sampling::At(vec![2.5]))
+    );
+    cfg.policy = SamplingPolicy::Uniform;
+    assert_eq!(
+        Sampling::from_config(&cfg, &[]),
+        Some(Sampling::Uniform(16))
+    );
+    cfg.policy = SamplingPolicy::SceneCuts;
+    assert_eq!(Sampling::from_config(&cfg, &[]), None);
+}
+
+#[test]
 fn rotate_rgb_turns_clockwise() {
     // 3x2:  a b c
     //       d e f
