@@ -391,12 +391,42 @@ fn generated_clip_all_fps_and_segment() {
 #[test]
 fn high_bit_depth_and_444_convert_right() {
     let dir = tempfile::tempdir().unwrap();
-    for (name, pix_fmt) in [("p10.mkv", "yuv420p10le"), ("p444.mkv", "yuv444p")] {
+    // The BT.709 and full-range cases are wrong by 10+ levels if the frame's colour matrix or
+    // range is ignored.
+    let cases: [(&str, &[&str]); 4] = [
+        ("p10.mkv", &["-pix_fmt", "yuv420p10le"]),
+        ("p444.mkv", &["-pix_fmt", "yuv444p"]),
+        (
+            "bt709.mkv",
+            &[
+                "-vf",
+                "scale=out_color_matrix=bt709",
+                "-colorspace",
+                "bt709",
+                "-pix_fmt",
+                "yuv420p",
+            ],
+        ),
+        (
+            "full.mkv",
+            &[
+                "-vf",
+                "scale=out_range=pc",
+                "-color_range",
+                "pc",
+                "-pix_fmt",
+                "yuv444p",
+            ],
+        ),
+    ];
+    for (name, args) in cases {
+        let mut args = args.to_vec();
+        args.extend(["-t", "0.4", "-c:v", "ffv1"]);
         let Some(path) = generate(
             dir.path(),
             name,
             "color=c=0xC81E3C:size=64x48:rate=5",
-            &["-t", "0.4", "-pix_fmt", pix_fmt, "-c:v", "ffv1"],
+            &args,
         ) else {
             return;
         };
