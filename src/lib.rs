@@ -21,6 +21,8 @@ pub mod cli;
 pub mod config;
 pub mod corpus;
 pub mod error;
+pub mod frames;
+pub mod imaging;
 pub mod manifest;
 pub mod model;
 pub mod pipeline;
@@ -28,5 +30,6 @@ pub mod progress;
 pub mod stages;
 pub mod tables;
 pub mod verify;
+pub mod video;
 
 pub use error::{Error, Result};

@@ -1,0 +1,265 @@
+//! Still pictures, pure Rust: resizing to the configured size and aspect policy
+//! (fast_image_resize), encoding to PNG or JPEG and decoding image files (the `image` crate), and
+//! the pixel hash that identifies a stored picture whatever encoder wrote it.
+
+use std::io::{BufReader, Cursor};
+use std::path::{Path, PathBuf};
+
+use fast_image_resize::images::{Image, ImageRef};
+use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
+use image::codecs::jpeg::JpegEncoder;
+use image::codecs::png::{CompressionType, FilterType as PngFilter, PngEncoder};
+use image::{ExtendedColorType, ImageDecoder, ImageEncoder, ImageReader, Limits};
+
+use crate::config::{Aspect, ImageConfig, ImageFormat, ResizeFilter};
+use crate::model::RgbFrame;
+
+/// Largest side of an image file accepted by [`decode_file`].
+pub const MAX_SIDE: u32 = 16384;
+/// Most memory the decoder of one image file may allocate.
+pub const MAX_DECODE_BYTES: u64 = 1 << 30;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImagingError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: not a readable image: {source}")]
+    Decode {
+        path: PathBuf,
+        #[source]
+        source: image::ImageError,
+    },
+    #[error(
+        "{path}: refused: larger than {MAX_SIDE}x{MAX_SIDE} pixels or {MAX_DECODE_BYTES} bytes \
+         to decode ({source})"
+    )]
+    TooLarge {
+        path: PathBuf,
+        #[source]
+        source: image::ImageError,
+    },
+    #[error("cannot resize {from_w}x{from_h} to {to_w}x{to_h}: {message}")]
+    Resize {
+        from_w: u32,
+        from_h: u32,
+        to_w: u32,
+        to_h: u32,
+        message: String,
+    },
+    #[error("cannot encode a {width}x{height} picture: {source}")]
+    Encode {
+        width: u32,
+        height: u32,
+        #[source]
+        source: image::ImageError,
+    },
+    #[error("image settings: {0}")]
+    Config(String),
+}
+
+/// Resizes `src` to `cfg.width` x `cfg.height` under `cfg.aspect`:
+/// `squash` stretches to exactly that size; `pad` fits inside and centres on black; `crop` fills
+/// and centre-crops; `keep` fits inside and returns the smaller picture, without padding.
+/// A picture already at its target size is returned unchanged (no filtering pass).
+pub fn resize(src: &RgbFrame, cfg: &ImageConfig) -> Result<RgbFrame, ImagingError> {
+    let (w, h) = (cfg.width, cfg.height);
+    if w == 0 || h == 0 {
+        return Err(ImagingError::Config(format!(
+            "target size {w}x{h} is empty"
+        )));
+    }
+    if src.width == 0 || src.height == 0 {
+        return Err(resize_error(src, w, h, "the source picture is empty"));
+    }
+    match cfg.aspect {
+        Aspect::Squash => scale(src, w, h, None, cfg.filter),
+        Aspect::Keep => {
+            let (fw, fh) = fit_inside(src.width, src.height, w, h);
+            scale(src, fw, fh, None, cfg.filter)
+        }
+        Aspect::Pad => {
+            let (fw, fh) = fit_inside(src.width, src.height, w, h);
+            let inner = scale(src, fw, fh, None, cfg.filter)?;
+            Ok(pad_centered(&inner, w, h))
+        }
+        Aspect::Crop => {
+            let s = f64::max(
+                f64::from(w) / f64::from(src.width),
+                f64::from(h) / f64::from(src.height),
+            );
+            let (cw, ch) = (f64::from(w) / s, f64::from(h) / s);
+            let cw = cw.min(f64::from(src.width));
+            let ch = ch.min(f64::from(src.height));
+            let crop = CropBox {
+                left: (f64::from(src.width) - cw) / 2.0,
+                top: (f64::from(src.height) - ch) / 2.0,
+                width: cw,
+                height: ch,
+            };
+            scale(src, w, h, Some(crop), cfg.filter)
+        }
+    }
+}
+
+struct CropBox {
+    left: f64,
+    top: f64,
+    width: f64,
+    height: f64,
+}
+
+/// The largest size with `src`'s aspect ratio that fits in `max_w` x `max_h` (at least 1x1).
+fn fit_inside(src_w: u32, src_h: u32, max_w: u32, max_h: u32) -> (u32, u32) {
+    let s = f64::min(
+        f64::from(max_w) / f64::from(src_w),
+        f64::from(max_h) / f64::from(src_h),
+    );
+    let fw = (f64::from(src_w) * s).round().clamp(1.0, f64::from(max_w)) as u32;
+    let fh = (f64::from(src_h) * s).round().clamp(1.0, f64::from(max_h)) as u32;
+    (fw, fh)
+}
+
+fn scale(
+    src: &RgbFrame,
+    w: u32,
+    h: u32,
+    crop: Option<CropBox>,
+    filter: ResizeFilter,
+) -> Result<RgbFrame, ImagingError> {
+    if crop.is_none() && (src.width, src.height) == (w, h) {
+        return Ok(src.clone());
+    }
+    let filter = match filter {
+        ResizeFilter::Lanczos3 => FilterType::Lanczos3,
+        ResizeFilter::Bilinear => FilterType::Bilinear,
+        ResizeFilter::Bicubic => FilterType::CatmullRom,
+    };
+    let mut options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(filter));
+    if let Some(c) = crop {
+        options = options.crop(c.left, c.top, c.width, c.height);
+    }
+    let src_view = ImageRef::new(src.width, src.height, &src.data, PixelType::U8x3)
+        .map_err(|e| resize_error(src, w, h, e))?;
+    let mut dst = Image::new(w, h, PixelType::U8x3);
+    Resizer::new()
+        .resize(&src_view, &mut dst, &options)
+        .map_err(|e| resize_error(src, w, h, e))?;
+    Ok(RgbFrame::new(w, h, dst.into_vec()))
+}
+
+fn resize_error(src: &RgbFrame, w: u32, h: u32, e: impl ToString) -> ImagingError {
+    ImagingError::Resize {
+        from_w: src.width,
+        from_h: src.height,
+        to_w: w,
+        to_h: h,
+        message: e.to_string(),
+    }
+}
+
+/// `inner` centred on a black `w` x `h` canvas (`inner` fits inside it).
+fn pad_centered(inner: &RgbFrame, w: u32, h: u32) -> RgbFrame {
+    let (w, h) = (w as usize, h as usize);
+    let (iw, ih) = (inner.width as usize, inner.height as usize);
+    let (x0, y0) = ((w - iw) / 2, (h - ih) / 2);
+    let mut data = vec![0u8; w * h * 3];
+    for (y, row) in inner.data.chunks_exact(iw * 3).enumerate() {
+        let start = ((y0 + y) * w + x0) * 3;
+        data[start..start + iw * 3].copy_from_slice(row);
+    }
+    RgbFrame::new(w as u32, h as u32, data)
+}
+
+/// Encodes to `cfg.format`: PNG (lossless, same bytes for the same pixels) or JPEG at
+/// `cfg.quality` (1..=100).
+pub fn encode(img: &RgbFrame, cfg: &ImageConfig) -> Result<Vec<u8>, ImagingError> {
+    let mut out = Vec::new();
+    let result = match cfg.format {
+        ImageFormat::Png => {
+            PngEncoder::new_with_quality(&mut out, CompressionType::Default, PngFilter::Adaptive)
+                .write_image(&img.data, img.width, img.height, ExtendedColorType::Rgb8)
+        }
+        ImageFormat::Jpeg => {
+            if !(1..=100).contains(&cfg.quality) {
+                return Err(ImagingError::Config(format!(
+                    "JPEG quality must be 1..=100, got {}",
+                    cfg.quality
+                )));
+            }
+            JpegEncoder::new_with_quality(&mut out, cfg.quality).write_image(
+                &img.data,
+                img.width,
+                img.height,
+                ExtendedColorType::Rgb8,
+            )
+        }
+    };
+    result.map_err(|source| ImagingError::Encode {
+        width: img.width,
+        height: img.height,
+        source,
+    })?;
+    Ok(out)
+}
+
+/// Reads a JPEG or PNG file (format from its content, not its name) into RGB8, turned upright by
+/// its EXIF orientation. Pictures over [`MAX_SIDE`] on a side, or needing more than
+/// [`MAX_DECODE_BYTES`] to decode, are refused before their pixels are read.
+pub fn decode_file(path: &Path) -> Result<RgbFrame, ImagingError> {
+    let bytes = std::fs::read(path).map_err(|source| ImagingError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    decode_bytes(&bytes, path)
+}
+
+/// [`decode_file`] for bytes already in memory; `path` only names them in errors.
+pub fn decode_bytes(bytes: &[u8], path: &Path) -> Result<RgbFrame, ImagingError> {
+    let image_error = |source: image::ImageError| match source {
+        image::ImageError::Limits(_) => ImagingError::TooLarge {
+            path: path.to_owned(),
+            source,
+        },
+        source => ImagingError::Decode {
+            path: path.to_owned(),
+            source,
+        },
+    };
+    let mut reader = ImageReader::new(BufReader::new(Cursor::new(bytes)))
+        .with_guessed_format()
+        .map_err(|source| ImagingError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+    let mut limits = Limits::default();
+    limits.max_image_width = Some(MAX_SIDE);
+    limits.max_image_height = Some(MAX_SIDE);
+    limits.max_alloc = Some(MAX_DECODE_BYTES);
+    reader.limits(limits);
+    let mut decoder = reader.into_decoder().map_err(image_error)?;
+    // A broken EXIF block is no reason to lose the picture: it is then shown as stored.
+    let orientation = decoder
+        .orientation()
+        .unwrap_or(image::metadata::Orientation::NoTransforms);
+    let mut img = image::DynamicImage::from_decoder(decoder).map_err(image_error)?;
+    img.apply_orientation(orientation);
+    let rgb = img.into_rgb8();
+    let (width, height) = rgb.dimensions();
+    Ok(RgbFrame::new(width, height, rgb.into_raw()))
+}
+
+/// blake3 (hex) of the width and height (u32 little-endian) followed by the RGB24 pixels.
+pub fn pixel_hash(img: &RgbFrame) -> String {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(&img.width.to_le_bytes());
+    hasher.update(&img.height.to_le_bytes());
+    hasher.update(&img.data);
+    hasher.finalize().to_hex().to_string()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,648 @@
+//! Video decoding and frame sampling: the only module that talks to FFmpeg (ffmpeg-next), and the
+//! only one with `unsafe` code.
+//!
+//! [`sample`] opens a file, decodes its best video stream in presentation order, keeps the frames
+//! a [`Sampling`] asks for (optionally within a segment), converts only those to packed RGB24
+//! with the display rotation applied, and hands them one by one to a callback: frames are never
+//! all held in memory.
+//!
+//! Times are seconds on the media timeline: a frame's timestamp times its stream's time base, not
+//! shifted by the stream's start time (a file whose first frame is at 1.075 s gives 1.075).
+//! Segments and [`Sampling::At`] times use the same axis.
+
+mod sampling;
+
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+use std::sync::Once;
+
+use ffmpeg::codec::discard::Discard;
+use ffmpeg::format::Pixel;
+use ffmpeg::software::scaling;
+use ffmpeg::util::frame::video::Video as AvFrame;
+use ffmpeg_next as ffmpeg;
+
+use crate::config::{KeyframesConfig, SamplingPolicy};
+use crate::model::RgbFrame;
+use sampling::{Selector, StreamFacts};
+
+/// Largest frame accepted, in pixels (as for still images).
+pub const MAX_PIXELS: u64 = 16384 * 16384;
+
+/// Segments starting later than this are reached by seeking rather than by decoding from 0.
+const SEEK_THRESHOLD_S: f64 = 2.0;
+
+/// Initialises FFmpeg once per process and quiets its logging (errors are returned, not printed).
+pub fn init() {
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        // Registration is a no-op since FFmpeg 4; init only fails on builds with no codecs.
+        let _ = ffmpeg::init();
+        ffmpeg::util::log::set_level(ffmpeg::util::log::Level::Fatal);
+    });
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum VideoError {
+    #[error("{path}: cannot open as a video: {source}")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: ffmpeg::Error,
+    },
+    #[error("{path}: no video stream")]
+    NoVideoStream { path: PathBuf },
+    #[error("{path}: cannot set up the {codec} decoder: {source}")]
+    Decoder {
+        path: PathBuf,
+        codec: String,
+        #[source]
+        source: ffmpeg::Error,
+    },
+    #[error("{path}: no frame could be decoded ({errors} decoder errors)")]
+    NoFrames { path: PathBuf, errors: u64 },
+    #[error("{path}: frame of {width}x{height} is larger than the {MAX_PIXELS} pixel limit")]
+    TooLarge {
+        path: PathBuf,
+        width: u32,
+        height: u32,
+    },
+    #[error("{path}: cannot convert {format} frames to RGB: {source}")]
+    Convert {
+        path: PathBuf,
+        format: String,
+        #[source]
+        source: ffmpeg::Error,
+    },
+    #[error("{path}: {message}")]
+    Sampling { path: PathBuf, message: String },
+}
+
+/// Which frames of a video (or of its segment) to keep.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Sampling {
+    /// For k = 0, 1, 2, ...: the frame nearest to `start + k / rate` seconds, where start is the
+    /// segment start or the first frame's time. Exact at any stream rate (no drift at 29.97);
+    /// a frame is never emitted twice, so a rate above the stream's gives every frame once.
+    Fps(f64),
+    /// The original converter's rule: every `max(1, floor(floor(stream_fps) / rate))`-th decoded
+    /// frame of the unit, counting from its first (frames 0, s, 2s, ...; 29.97 fps counts as 29).
+    LegacyStride(f64),
+    /// `n` frames evenly spaced over the unit: the frames nearest to
+    /// `start + (i + 0.5) * (end - start) / n`. Needs the segment end or the media duration.
+    Uniform(u32),
+    /// The frame nearest to each time (seconds on the media timeline, see the module doc), in time
+    /// order; times picking the same frame give it once. Times past the end pick the last frame.
+    At(Vec<f64>),
+    /// Only intra-coded frames: the decoder skips the others without decoding them.
+    KeyframesOnly,
+    /// Every decoded frame.
+    All,
+}
+
+impl Sampling {
+    /// The sampling a `[keyframes]` configuration asks for; `times` are the unit's annotation
+    /// times (for `at`). None for `scene-cuts`, which is not a per-frame rule this module applies.
+    pub fn from_config(cfg: &KeyframesConfig, times: &[f64]) -> Option<Sampling> {
+        Some(match cfg.policy {
+            SamplingPolicy::Fps => Sampling::Fps(cfg.fps),
+            SamplingPolicy::LegacyStride => Sampling::LegacyStride(cfg.fps),
+            SamplingPolicy::Uniform => Sampling::Uniform(cfg.count),
+            SamplingPolicy::At => Sampling::At(times.to_vec()),
+            SamplingPolicy::KeyframesOnly => Sampling::KeyframesOnly,
+            SamplingPolicy::All => Sampling::All,
+            SamplingPolicy::SceneCuts => return None,
+        })
+    }
+}
+
+/// A kept frame.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SampledFrame {
+    /// Seconds on the media timeline (see the module doc).
+    pub time_s: f64,
+    /// Index of this frame among the frames decoded in this call, in presentation order, from 0.
+    /// Without a seek it is the frame's index in the stream; after a seek (segments starting past
+    /// 2 s) it counts from the keyframe decoding resumed at, so it is not an index in the file.
+    pub frame_number: u64,
+    /// Packed RGB24, display rotation applied.
+    pub image: RgbFrame,
+}
+
+/// What a call learnt about the video.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VideoInfo {
+    /// Displayed size: coded size with the display rotation applied.
+    pub width: u32,
+    pub height: u32,
+    /// Average frame rate, else the stream's base rate; None when the container does not say.
+    pub fps: Option<f64>,
+    /// Stream duration, else the container's.
+    pub duration_s: Option<f64>,
+    /// FFmpeg's short codec name, e.g. `h264`.
+    pub codec: String,
+    /// Clockwise degrees applied to frames for display: 0, 90, 180 or 270.
+    pub rotation: i32,
+    /// Frames that came out of the decoder (fewer when the callback stopped early or the
+    /// sampling needed no more).
+    pub frames_decoded: u64,
+    /// Packets or frames the decoder rejected; decoding went on after each.
+    pub decode_errors: u64,
+}
+
+/// Decodes `path` and calls `on_frame` with each frame `sampling` keeps, in time order, within
+/// `segment` (`[start_s, end_s]`, inclusive) when given. Return `ControlFlow::Break(())` from the
+/// callback to stop early (the result is then still `Ok`).
+///
+/// Decoder errors on single packets are counted in [`VideoInfo::decode_errors`] and decoding
+/// goes on; a file from which not one frame can be decoded is an error.
+pub fn sample(
+    path: &Path,
+    sampling: &Sampling,
+    segment: Option<(f64, f64)>,
+    on_frame: &mut dyn FnMut(SampledFrame) -> ControlFlow<()>,
+) -> Result<VideoInfo, VideoError> {
+    init();
+    let mut input = ffmpeg::format::input(path).map_err(|source| VideoError::Open {
+        path: path.to_owned(),
+        source,
+    })?;
+    let opened = open_stream(path, &input, sampling)?;
+    let mut selector =
+        Selector::new(sampling, segment, opened.facts).map_err(|message| VideoError::Sampling {
+            path: path.to_owned(),
+            message,
+        })?;
+    if let Some((start, _)) = segment {
+        if start > SEEK_THRESHOLD_S {
+            // Land on the keyframe at or before `start` (AV_TIME_BASE units, as the stream index
+            // is -1); frames before `start` are then decoded and dropped. If the seek fails we
+            // are still at the beginning, which is slower but right.
+            let ts = (start * f64::from(ffmpeg::ffi::AV_TIME_BASE)) as i64;
+            if let Err(e) = input.seek(ts, ..ts) {
+                tracing::debug!(
+                    "{}: seek to {start} s failed ({e}), decoding from 0",
+                    path.display()
+                );
+            }
+        }
+    }
+
+    let mut run = Run {
+        path,
+        stream_index: opened.index,
+        time_base: opened.time_base,
+        fps: opened.facts.fps,
+        rotation: opened.rotation,
+        decoder: opened.decoder,
+        scaler: None,
+        held: None,
+        frames_decoded: 0,
+        decode_errors: 0,
+        last_time: None,
+    };
+    let mut info = VideoInfo {
+        width: 0,
+        height: 0,
+        fps: opened.facts.fps,
+        duration_s: opened.duration_s,
+        codec: opened.codec,
+        rotation: opened.rotation,
+        frames_decoded: 0,
+        decode_errors: 0,
+    };
+    let (w, h) = (run.decoder.width(), run.decoder.height());
+    (info.width, info.height) = if opened.rotation % 180 == 0 {
+        (w, h)
+    } else {
+        (h, w)
+    };
+
+    let outcome = run.decode_all(&mut input, &mut selector, on_frame)?;
+    if outcome == Outcome::Exhausted && selector.finish() {
+        if let Some(held) = run.held.take() {
+            // The last frame: whether the callback wants more no longer matters.
+            let _ = run.emit(held, on_frame)?;
+        }
+    }
+    info.frames_decoded = run.frames_decoded;
+    info.decode_errors = run.decode_errors;
+    if run.frames_decoded == 0 {
+        return Err(VideoError::NoFrames {
+            path: path.to_owned(),
+            errors: run.decode_errors,
+        });
+    }
+    Ok(info)
+}
+
+/// Reads what [`sample`] would report about `path` without decoding a frame
+/// (`frames_decoded` and `decode_errors` are 0).
+pub fn probe(path: &Path) -> Result<VideoInfo, VideoError> {
+    init();
+    let input = ffmpeg::format::input(path).map_err(|source| VideoError::Open {
+        path: path.to_owned(),
+        source,
+    })?;
+    let opened = open_stream(path, &input, &Sampling::All)?;
+    let (w, h) = (opened.decoder.width(), opened.decoder.height());
+    let (width, height) = if opened.rotation % 180 == 0 {
+        (w, h)
+    } else {
+        (h, w)
+    };
+    Ok(VideoInfo {
+        width,
+        height,
+        fps: opened.facts.fps,
+        duration_s: opened.duration_s,
+        codec: opened.codec,
+        rotation: opened.rotation,
+        frames_decoded: 0,
+        decode_errors: 0,
+    })
+}
+
+struct Opened {
+    index: usize,
+    time_base: f64,
+    facts: StreamFacts,
+    duration_s: Option<f64>,
+    codec: String,
+    rotation: i32,
+    decoder: ffmpeg::decoder::Video,
+}
+
+fn open_stream(
+    path: &Path,
+    input: &ffmpeg::format::context::Input,
+    sampling: &Sampling,
+) -> Result<Opened, VideoError> {
+    let stream = input
+        .streams()
+        .best(ffmpeg::media::Type::Video)
+        .ok_or_else(|| VideoError::NoVideoStream {
+            path: path.to_owned(),
+        })?;
+    let time_base = f64::from(stream.time_base());
+    let fps = [stream.avg_frame_rate(), stream.rate()]
+        .into_iter()
+        .find(|r| r.numerator() > 0 && r.denominator() > 0)
+        .map(f64::from);
+    let no_ts = ffmpeg::ffi::AV_NOPTS_VALUE;
+    let start_s = match stream.start_time() {
+        t if t != no_ts => t as f64 * time_base,
+        _ => 0.0,
+    };
+    let duration_s = match stream.duration() {
+        d if d > 0 && d != no_ts => Some(d as f64 * time_base),
+        _ if input.duration() > 0 => {
+            Some(input.duration() as f64 / f64::from(ffmpeg::ffi::AV_TIME_BASE))
+        }
+        _ => None,
+    };
+    let rotation = stream_rotation(&stream);
+    let codec = stream.parameters().id().name().to_string();
+    let decoder_error = |source| VideoError::Decoder {
+        path: path.to_owned(),
+        codec: codec.clone(),
+        source,
+    };
+    let mut context = ffmpeg::codec::context::Context::from_parameters(stream.parameters())
+        .map_err(decoder_error)?;
+    context.set_threading(ffmpeg::codec::threading::Config {
+        kind: ffmpeg::codec::threading::Type::Frame,
+        count: 0,
+        ..Default::default()
+    });
+    let mut decoder = context.decoder().video().map_err(decoder_error)?;
+    if *sampling == Sampling::KeyframesOnly {
+        decoder.skip_frame(Discard::NonKey);
+    }
+    let (w, h) = (decoder.width(), decoder.height());
+    if u64::from(w) * u64::from(h) > MAX_PIXELS {
+        return Err(VideoError::TooLarge {
+            path: path.to_owned(),
+            width: w,
+            height: h,
+        });
+    }
+    Ok(Opened {
+        index: stream.index(),
+        time_base,
+        facts: StreamFacts {
+            fps,
+            media_end: duration_s.map(|d| start_s + d),
+        },
+        duration_s,
+        codec,
+        rotation,
+        decoder,
+    })
+}
+
+/// Clockwise display rotation of a stream: its display matrix, else its `rotate` tag.
+fn stream_rotation(stream: &ffmpeg::format::stream::Stream) -> i32 {
+    use ffmpeg::codec::packet::side_data::Type;
+    let from_matrix = stream
+        .side_data()
+        .find(|sd| sd.kind() == Type::DisplayMatrix)
+        .and_then(|sd| display_matrix_rotation(sd.data()));
+    let from_tag = || {
+        stream
+            .metadata()
+            .get("rotate")
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .map(|d| normalize_rotation(d.round() as i32))
+    };
+    from_matrix.or_else(from_tag).unwrap_or(0)
+}
+
+/// Clockwise degrees a display matrix (9 native-endian i32, 16.16 fixed point) rotates by, as the
+/// `ffmpeg` command line reads it: `-av_display_rotation_get(m)`, rounded, in `[0, 360)`.
+fn display_matrix_rotation(data: &[u8]) -> Option<i32> {
+    if data.len() < 36 {
+        return None;
+    }
+    let m: Vec<f64> = data[..36]
+        .chunks_exact(4)
+        .map(|c| f64::from(i32::from_ne_bytes([c[0], c[1], c[2], c[3]])) / 65536.0)
+        .collect();
+    let scale0 = m[0].hypot(m[3]);
+    let scale1 = m[1].hypot(m[4]);
+    if scale0 == 0.0 || scale1 == 0.0 {
+        return None;
+    }
+    let degrees = (m[1] / scale1).atan2(m[0] / scale0).to_degrees();
+    Some(normalize_rotation(degrees.round() as i32))
+}
+
+fn normalize_rotation(degrees: i32) -> i32 {
+    degrees.rem_euclid(360)
+}
+
+/// Rotates a packed RGB24 picture clockwise by 90, 180 or 270 degrees; other angles (0 and
+/// anything not a multiple of 90) return it unchanged.
+pub fn rotate_rgb(img: &RgbFrame, clockwise_degrees: i32) -> RgbFrame {
+    let (w, h) = (img.width as usize, img.height as usize);
+    let turn = normalize_rotation(clockwise_degrees);
+    let (nw, nh) = match turn {
+        90 | 270 => (h, w),
+        180 => (w, h),
+        _ => return img.clone(),
+    };
+    let mut out = vec![0u8; img.data.len()];
+    for y in 0..h {
+        for x in 0..w {
+            let (nx, ny) = match turn {
+                90 => (h - 1 - y, x),
+                180 => (w - 1 - x, h - 1 - y),
+                _ => (y, w - 1 - x),
+            };
+            let s = (y * w + x) * 3;
+            let d = (ny * nw + nx) * 3;
+            out[d..d + 3].copy_from_slice(&img.data[s..s + 3]);
+        }
+    }
+    RgbFrame::new(nw as u32, nh as u32, out)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    /// The stream (or the segment) ended: a held frame may still be due.
+    Exhausted,
+    /// The sampling needs no more frames, or the callback stopped.
+    Stopped,
+}
+
+struct Held {
+    frame: AvFrame,
+    time_s: f64,
+    frame_number: u64,
+}
+
+/// The state of one decode.
+struct Run<'a> {
+    path: &'a Path,
+    stream_index: usize,
+    time_base: f64,
+    fps: Option<f64>,
+    rotation: i32,
+    decoder: ffmpeg::decoder::Video,
+    /// Rebuilt when the frame format or size changes mid-stream.
+    scaler: Option<scaling::Context>,
+    /// The previous frame, kept while a later target may still pick it.
+    held: Option<Held>,
+    frames_decoded: u64,
+    decode_errors: u64,
+    last_time: Option<f64>,
+}
+
+impl Run<'_> {
+    fn decode_all(
+        &mut self,
+        input: &mut ffmpeg::format::context::Input,
+        selector: &mut Selector,
+        on_frame: &mut dyn FnMut(SampledFrame) -> ControlFlow<()>,
+    ) -> Result<Outcome, VideoError> {
+        for (stream, packet) in input.packets() {
+            if stream.index() != self.stream_index {
+                continue;
+            }
+            loop {
+                match self.decoder.send_packet(&packet) {
+                    Ok(()) => break,
+                    // The decoder wants its output read first: drain, then resend.
+                    Err(ffmpeg::Error::Other { errno }) if errno == ffmpeg::util::error::EAGAIN => {
+                        if self.drain(selector, on_frame)? == Outcome::Stopped {
+                            return Ok(Outcome::Stopped);
+                        }
+                    }
+                    Err(e) => {
+                        self.decoder_error(&e);
+                        break;
+                    }
+                }
+            }
+            if self.drain(selector, on_frame)? == Outcome::Stopped {
+                return Ok(Outcome::Stopped);
+            }
+        }
+        if let Err(e) = self.decoder.send_eof() {
+            self.decoder_error(&e);
+        }
+        self.drain(selector, on_frame)
+    }
+
+    fn decoder_error(&mut self, e: &ffmpeg::Error) {
+        self.decode_errors += 1;
+        tracing::debug!("{}: decoder error: {e}", self.path.display());
+    }
+
+    /// Receives every frame the decoder has ready and offers each to the selector.
+    fn drain(
+        &mut self,
+        selector: &mut Selector,
+        on_frame: &mut dyn FnMut(SampledFrame) -> ControlFlow<()>,
+    ) -> Result<Outcome, VideoError> {
+        loop {
+            let mut frame = AvFrame::empty();
+            match self.decoder.receive_frame(&mut frame) {
+                Ok(()) => {}
+                Err(ffmpeg::Error::Other { errno }) if errno == ffmpeg::util::error::EAGAIN => {
+                    return Ok(Outcome::Exhausted)
+                }
+                Err(ffmpeg::Error::Eof) => return Ok(Outcome::Exhausted),
+                Err(e) => {
+                    // Not retried here: the next packet (or EOF) drains again.
+                    self.decoder_error(&e);
+                    return Ok(Outcome::Exhausted);
+                }
+            }
+            let frame_number = self.frames_decoded;
+            self.frames_decoded += 1;
+            let time_s = self.frame_time(&frame, frame_number);
+            let step = selector.offer(time_s);
+            if step.emit_prev {
+                if let Some(held) = self.held.take() {
+                    if self.emit(held, on_frame)?.is_break() {
+                        return Ok(Outcome::Stopped);
+                    }
+                }
+            }
+            let current = Held {
+                frame,
+                time_s,
+                frame_number,
+            };
+            if step.emit_current {
+                if self.emit(current, on_frame)?.is_break() {
+                    return Ok(Outcome::Stopped);
+                }
+            } else if step.hold_current {
+                self.held = Some(current);
+            }
+            if step.stop {
+                return Ok(Outcome::Stopped);
+            }
+        }
+    }
+
+    /// A frame's time in seconds. The best-effort timestamp is FFmpeg's guess of the
+    /// presentation time: the frame's pts when the packets carry consistent ones, else the packet
+    /// dts, which is what containers without pts (AVI, raw streams) give. Frames come out of the
+    /// decoder in presentation order, so with B-frames these times still increase. A frame with
+    /// neither gets the previous time plus one frame interval.
+    fn frame_time(&mut self, frame: &AvFrame, frame_number: u64) -> f64 {
+        let interval = self.fps.map_or(0.0, |f| 1.0 / f);
+        let t = match frame.timestamp().or_else(|| frame.pts()) {
+            Some(ts) => ts as f64 * self.time_base,
+            None => match self.last_time {
+                Some(last) => last + interval,
+                None => frame_number as f64 * interval,
+            },
+        };
+        self.last_time = Some(t);
+        t
+    }
+
+    fn emit(
+        &mut self,
+        held: Held,
+        on_frame: &mut dyn FnMut(SampledFrame) -> ControlFlow<()>,
+    ) -> Result<ControlFlow<()>, VideoError> {
+        let image = self.convert_to_rgb(&held.frame)?;
+        let image = if self.rotation == 0 {
+            image
+        } else {
+            rotate_rgb(&image, self.rotation)
+        };
+        Ok(on_frame(SampledFrame {
+            time_s: held.time_s,
+            frame_number: held.frame_number,
+            image,
+        }))
+    }
+
+    /// Converts a decoded frame of any pixel format to packed RGB24, honouring its colour matrix
+    /// and range.
+    fn convert_to_rgb(&mut self, frame: &AvFrame) -> Result<RgbFrame, VideoError> {
+        let (format, w, h) = (frame.format(), frame.width(), frame.height());
+        if u64::from(w) * u64::from(h) > MAX_PIXELS {
+            return Err(VideoError::TooLarge {
+                path: self.path.to_owned(),
+                width: w,
+                height: h,
+            });
+        }
+        let convert_error = |source| VideoError::Convert {
+            path: self.path.to_owned(),
+            format: format!("{format:?}"),
+            source,
+        };
+        let stale = self.scaler.as_ref().is_none_or(|s| {
+            let i = s.input();
+            (i.format, i.width, i.height) != (format, w, h)
+        });
+        if stale {
+            let mut scaler = scaling::Context::get(
+                format,
+                w,
+                h,
+                Pixel::RGB24,
+                w,
+                h,
+                scaling::Flags::BICUBIC
+                    | scaling::Flags::ACCURATE_RND
+                    | scaling::Flags::FULL_CHR_H_INT,
+            )
+            .map_err(convert_error)?;
+            set_colorspace(&mut scaler, frame);
+            self.scaler = Some(scaler);
+        }
+        let scaler = self.scaler.as_mut().expect("scaler was just set");
+        let mut rgb = AvFrame::empty();
+        scaler.run(frame, &mut rgb).map_err(convert_error)?;
+        let row = w as usize * 3;
+        let stride = rgb.stride(0);
+        let plane = rgb.data(0);
+        let mut data = Vec::with_capacity(row * h as usize);
+        for y in 0..h as usize {
+            data.extend_from_slice(&plane[y * stride..y * stride + row]);
+        }
+        Ok(RgbFrame::new(w, h, data))
+    }
+}
+
+/// Tells swscale the frame's YUV matrix (BT.601, BT.709, ...) and range; by default it assumes
+/// BT.601 limited range, which shifts the colours of HD video. Output is full-range RGB.
+fn set_colorspace(scaler: &mut scaling::Context, frame: &AvFrame) {
+    use ffmpeg::util::color;
+    let space = ffmpeg::ffi::AVColorSpace::from(frame.color_space()) as i32;
+    let full_range = frame.color_range() == color::Range::JPEG
+        || matches!(
+            frame.format(),
+            Pixel::YUVJ420P | Pixel::YUVJ422P | Pixel::YUVJ444P | Pixel::YUVJ440P | Pixel::YUVJ411P
+        );
+    // SAFETY: `scaler` owns a valid, initialised SwsContext for the life of this call.
+    // sws_getCoefficients returns a pointer into a static table of 4 ints (it maps unknown
+    // spaces to the default), which is what sws_setColorspaceDetails reads; it copies the values.
+    // A negative return (a source swscale treats as RGB) leaves the context as it was.
+    unsafe {
+        let src = ffmpeg::ffi::sws_getCoefficients(space);
+        let dst = ffmpeg::ffi::sws_getCoefficients(ffmpeg::ffi::SWS_CS_DEFAULT);
+        ffmpeg::ffi::sws_setColorspaceDetails(
+            scaler.as_mut_ptr(),
+            src,
+            i32::from(full_range),
+            dst,
+            1,
+            0,
+            1 << 16,
+            1 << 16,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests;

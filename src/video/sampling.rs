@@ -1,0 +1,403 @@
+//! Which decoded frames a [`Sampling`] keeps: a pure state machine fed with frame times in
+//! presentation order, so that it can be tested without FFmpeg.
+//!
+//! Nearest-frame policies (`Fps`, `Uniform`, `At`) decide about a target time only once a frame at
+//! or after it has arrived; the frame just before it (the "previous candidate") may then be the
+//! nearer one, so the decode loop holds at most that one frame back.
+
+use super::Sampling;
+
+/// Two times closer than this are the same time (timestamps are rationals turned into f64).
+const EPS: f64 = 1e-9;
+
+/// What to do with the frame just offered (and the one held back before it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Step {
+    /// Emit the held-back previous frame (before the current one).
+    pub emit_prev: bool,
+    /// Emit the current frame.
+    pub emit_current: bool,
+    /// Hold the current frame back: a later target may pick it.
+    pub hold_current: bool,
+    /// Nothing more can be emitted: stop decoding.
+    pub stop: bool,
+}
+
+#[derive(Debug)]
+enum Targets {
+    /// `origin + k / rate`, k = 0, 1, 2, ...
+    Fps { rate: f64, k: u64 },
+    /// `origin + (i + 0.5) * (end - origin) / n`.
+    Uniform { n: u32, i: u32, end: f64 },
+    /// Sorted, deduplicated times.
+    At { times: Vec<f64>, i: usize },
+}
+
+#[derive(Debug)]
+enum Plan {
+    Nearest {
+        targets: Targets,
+        /// How far past the last frame a target may lie and still pick it at end of stream.
+        eof_tolerance: f64,
+    },
+    /// Every `stride`-th frame of the unit, from its first.
+    Stride(u64),
+    Every,
+}
+
+#[derive(Debug)]
+pub(crate) struct Selector {
+    plan: Plan,
+    seg_start: Option<f64>,
+    seg_end: Option<f64>,
+    /// Time the targets count from: the segment start, else the first frame's time.
+    origin: Option<f64>,
+    /// Frames of the unit seen so far.
+    in_unit: u64,
+    prev_t: Option<f64>,
+    prev_emitted: bool,
+    finished: bool,
+}
+
+/// What the selector needs to know about the stream before decoding.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct StreamFacts {
+    /// Frames per second (average or real base rate).
+    pub fps: Option<f64>,
+    /// End of the media in seconds on the frame-time axis (start time + duration).
+    pub media_end: Option<f64>,
+}
+
+impl Selector {
+    /// Errors are plain messages; the caller adds the path.
+    pub(crate) fn new(
+        sampling: &Sampling,
+        segment: Option<(f64, f64)>,
+        facts: StreamFacts,
+    ) -> Result<Selector, String> {
+        if let Some((s, e)) = segment {
+            if !(s.is_finite() && e.is_finite() && s <= e) {
+                return Err(format!("invalid segment [{s}, {e}]"));
+            }
+        }
+        let half_frame = facts.fps.map_or(0.0, |f| 0.5 / f);
+        let plan = match sampling {
+            Sampling::Fps(r) => {
+                if !(r.is_finite() && *r > 0.0) {
+                    return Err(format!("sampling rate must be positive, got {r}"));
+                }
+                Plan::Nearest {
+                    targets: Targets::Fps { rate: *r, k: 0 },
+                    eof_tolerance: half_frame,
+                }
+            }
+            Sampling::LegacyStride(r) => {
+                if !(r.is_finite() && *r > 0.0) {
+                    return Err(format!("sampling rate must be positive, got {r}"));
+                }
+                let fps = facts
+                    .fps
+                    .ok_or("frame rate unknown: legacy-stride sampling needs it")?;
+                Plan::Stride(legacy_stride(fps, *r))
+            }
+            Sampling::Uniform(n) => {
+                if *n == 0 {
+                    return Err("uniform sampling needs at least one frame".into());
+                }
+                let end = segment.map(|(_, e)| e).or(facts.media_end).ok_or(
+                    "duration unknown: uniform sampling needs the container or stream duration",
+                )?;
+                Plan::Nearest {
+                    targets: Targets::Uniform { n: *n, i: 0, end },
+                    eof_tolerance: f64::INFINITY,
+                }
+            }
+            Sampling::At(times) => {
+                if let Some(bad) = times.iter().find(|t| !t.is_finite()) {
+                    return Err(format!("sampling time {bad} is not a number of seconds"));
+                }
+                let mut times = times.clone();
+                times.sort_by(f64::total_cmp);
+                times.dedup();
+                Plan::Nearest {
+                    targets: Targets::At { times, i: 0 },
+                    eof_tolerance: f64::INFINITY,
+                }
+            }
+            Sampling::KeyframesOnly | Sampling::All => Plan::Every,
+        };
+        Ok(Selector {
+            plan,
+            seg_start: segment.map(|(s, _)| s),
+            seg_end: segment.map(|(_, e)| e),
+            origin: segment.map(|(s, _)| s),
+            in_unit: 0,
+            prev_t: None,
+            prev_emitted: false,
+            finished: false,
+        })
+    }
+
+    /// Whether a frame at `t` lies before the unit (to be decoded and dropped).
+    fn before_unit(&self, t: f64) -> bool {
+        self.seg_start.is_some_and(|s| t < s - EPS)
+    }
+
+    fn after_unit(&self, t: f64) -> bool {
+        self.seg_end.is_some_and(|e| t > e + EPS)
+    }
+
+    /// The current target, if any is left (targets past the segment end do not count).
+    fn target(&self) -> Option<f64> {
+        let Plan::Nearest { targets, .. } = &self.plan else {
+            return None;
+        };
+        let origin = self.origin?;
+        let t = match targets {
+            Targets::Fps { rate, k } => origin + *k as f64 / rate,
+            Targets::Uniform { n, i, end } => {
+                if i >= n {
+                    return None;
+                }
+                origin + (f64::from(*i) + 0.5) * (end - origin) / f64::from(*n)
+            }
+            Targets::At { times, i } => *times.get(*i)?,
+        };
+        if self.after_unit(t) {
+            None
+        } else {
+            Some(t)
+        }
+    }
+
+    fn advance(&mut self) {
+        if let Plan::Nearest { targets, .. } = &mut self.plan {
+            match targets {
+                Targets::Fps { k, .. } => *k += 1,
+                Targets::Uniform { i, .. } => *i += 1,
+                Targets::At { i, .. } => *i += 1,
+            }
+        }
+    }
+
+    /// Offers the next decoded frame, at `t` seconds.
+    pub(crate) fn offer(&mut self, t: f64) -> Step {
+        if self.finished {
+            return Step {
+                stop: true,
+                ..Step::default()
+            };
+        }
+        if self.before_unit(t) {
+            return Step::default();
+        }
+        if self.after_unit(t) {
+            // Every target left is within the segment, so the last frame in it is the nearest.
+            let emit_prev = self.finish_within(f64::INFINITY);
+            return Step {
+                emit_prev,
+                stop: true,
+                ..Step::default()
+            };
+        }
+        let index = self.in_unit;
+        self.in_unit += 1;
+        match &self.plan {
+            Plan::Every => Step {
+                emit_current: true,
+                ..Step::default()
+            },
+            Plan::Stride(s) => Step {
+                emit_current: index % s == 0,
+                ..Step::default()
+            },
+            Plan::Nearest { .. } => self.offer_nearest(t),
+        }
+    }
+
+    fn offer_nearest(&mut self, t: f64) -> Step {
+        if self.origin.is_none() {
+            self.origin = Some(t);
+        }
+        let mut step = Step::default();
+        while let Some(target) = self.target() {
+            if t < target - EPS {
+                break;
+            }
+            // Ties go to the earlier frame.
+            match self.prev_t {
+                Some(p) if target - p <= t - target + EPS => {
+                    if !self.prev_emitted {
+                        step.emit_prev = true;
+                        self.prev_emitted = true;
+                    }
+                }
+                _ => step.emit_current = true,
+            }
+            self.advance();
+        }
+        self.prev_t = Some(t);
+        self.prev_emitted = step.emit_current;
+        step.stop = self.target().is_none();
+        step.hold_current = !step.emit_current && !step.stop;
+        if step.stop {
+            self.finished = true;
+        }
+        step
+    }
+
+    /// End of stream: whether the held-back frame is to be emitted.
+    pub(crate) fn finish(&mut self) -> bool {
+        match self.plan {
+            Plan::Nearest { eof_tolerance, .. } => self.finish_within(eof_tolerance),
+            _ => false,
+        }
+    }
+
+    /// Gives the targets at most `tolerance` seconds past the last frame to that frame.
+    fn finish_within(&mut self, tolerance: f64) -> bool {
+        if self.finished {
+            return false;
+        }
+        self.finished = true;
+        let Some(p) = self.prev_t else {
+            return false;
+        };
+        let mut emit = false;
+        while let Some(target) = self.target() {
+            if target - p > tolerance + EPS {
+                break;
+            }
+            emit = true;
+            self.advance();
+        }
+        emit && !self.prev_emitted
+    }
+}
+
+/// The original converter's stride: `max(1, floor(floor(stream_fps) / rate))`.
+pub(crate) fn legacy_stride(stream_fps: f64, rate: f64) -> u64 {
+    let fps = stream_fps.floor();
+    ((fps / rate).floor() as u64).max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs the selector over `times` and returns the indices of the emitted frames.
+    fn run(sampling: Sampling, segment: Option<(f64, f64)>, fps: f64, times: &[f64]) -> Vec<usize> {
+        let facts = StreamFacts {
+            fps: Some(fps),
+            media_end: Some(times.last().unwrap() + 1.0 / fps),
+        };
+        let mut sel = Selector::new(&sampling, segment, facts).unwrap();
+        let mut out = Vec::new();
+        let mut held: Option<usize> = None;
+        for (i, &t) in times.iter().enumerate() {
+            let step = sel.offer(t);
+            if step.emit_prev {
+                out.push(held.take().expect("a held frame"));
+            }
+            if step.emit_current {
+                out.push(i);
+            }
+            held = step.hold_current.then_some(i);
+            if step.stop {
+                return out;
+            }
+        }
+        if sel.finish() {
+            out.push(held.expect("a held frame"));
+        }
+        out
+    }
+
+    fn grid(n: usize, fps: f64) -> Vec<f64> {
+        (0..n).map(|i| i as f64 / fps).collect()
+    }
+
+    #[test]
+    fn fps_at_ntsc_rate_does_not_drift() {
+        let fps = 30000.0 / 1001.0;
+        let picked = run(Sampling::Fps(1.0), None, fps, &grid(720, fps));
+        // 720 frames = 24.02 s: targets 0..=24.
+        assert_eq!(picked.len(), 25);
+        for (k, &i) in picked.iter().enumerate() {
+            let t = i as f64 / fps;
+            assert!((t - k as f64).abs() <= 0.5 / fps + 1e-9, "k={k} i={i}");
+        }
+        // The legacy rule drifts: frame 29*24 = 696 is at 23.2 s, not 24 s.
+        assert_eq!(picked[24], 719);
+    }
+
+    #[test]
+    fn fps_exact_grid_and_no_duplicates() {
+        let picked = run(Sampling::Fps(2.0), None, 10.0, &grid(30, 10.0));
+        assert_eq!(picked, vec![0, 5, 10, 15, 20, 25]);
+        // Faster than the stream: each frame at most once.
+        let picked = run(Sampling::Fps(25.0), None, 10.0, &grid(5, 10.0));
+        assert_eq!(picked, vec![0, 1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn legacy_stride_uses_integer_fps() {
+        assert_eq!(legacy_stride(29.97, 1.0), 29);
+        assert_eq!(legacy_stride(10.0, 20.0), 1);
+        let picked = run(Sampling::LegacyStride(1.0), None, 29.97, &grid(100, 29.97));
+        assert_eq!(picked, vec![0, 29, 58, 87]);
+    }
+
+    #[test]
+    fn uniform_and_at_pick_nearest() {
+        let picked = run(Sampling::Uniform(4), None, 10.0, &grid(30, 10.0));
+        assert_eq!(picked, vec![4, 11, 19, 26]);
+        let picked = run(
+            Sampling::At(vec![2.96, 0.04, 1.06, 1.04, 99.0]),
+            None,
+            10.0,
+            &grid(30, 10.0),
+        );
+        // 1.04 and 1.06 are nearest to different frames; 99 s clamps to the last frame.
+        assert_eq!(picked, vec![0, 10, 11, 29]);
+        let picked = run(Sampling::At(vec![1.01, 0.99]), None, 10.0, &grid(30, 10.0));
+        assert_eq!(picked, vec![10], "two times, one frame: emitted once");
+    }
+
+    #[test]
+    fn segment_bounds_every_policy() {
+        let times = grid(100, 10.0);
+        assert_eq!(
+            run(Sampling::All, Some((2.0, 2.3)), 10.0, &times),
+            vec![20, 21, 22, 23]
+        );
+        assert_eq!(
+            run(Sampling::Fps(1.0), Some((2.02, 5.1)), 10.0, &times),
+            vec![21, 30, 40, 50]
+        );
+        // 2.3 s is 0.3 s past the last frame in the segment (more than half a frame), yet that
+        // frame is the nearest one within the segment.
+        assert_eq!(
+            run(Sampling::Fps(1.0), Some((0.3, 2.45)), 2.0, &grid(10, 2.0)),
+            vec![1, 3, 4]
+        );
+        assert_eq!(
+            run(Sampling::Uniform(2), Some((1.0, 3.0)), 10.0, &times),
+            vec![15, 25]
+        );
+        assert_eq!(
+            run(Sampling::LegacyStride(2.0), Some((1.0, 3.0)), 10.0, &times),
+            vec![10, 15, 20, 25, 30]
+        );
+    }
+
+    #[test]
+    fn bad_parameters_are_refused() {
+        let facts = StreamFacts::default();
+        assert!(Selector::new(&Sampling::Fps(0.0), None, facts).is_err());
+        assert!(Selector::new(&Sampling::Uniform(3), None, facts).is_err());
+        assert!(Selector::new(&Sampling::LegacyStride(1.0), None, facts).is_err());
+        assert!(Selector::new(&Sampling::All, Some((3.0, 1.0)), facts).is_err());
+        assert!(Selector::new(&Sampling::At(vec![f64::NAN]), None, facts).is_err());
+    }
+}

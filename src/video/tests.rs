@@ -1,0 +1,443 @@
+//! Tests of decoding and sampling on the shared real fixtures (skipped, saying why, when they are
+//! absent) and on clips generated with the `ffmpeg` command line (skipped when it is absent).
+
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use super::*;
+
+fn fixture(name: &str) -> Option<PathBuf> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/fixtures/videos")
+        .join(name);
+    if path.exists() {
+        Some(path)
+    } else {
+        eprintln!("skipped: fixture {} is missing", path.display());
+        None
+    }
+}
+
+/// Generates a clip with the ffmpeg command line: `args` go between the lavfi input and the
+/// output file.
+fn generate(dir: &Path, name: &str, source: &str, args: &[&str]) -> Option<PathBuf> {
+    let out = dir.join(name);
+    let status = Command::new("ffmpeg")
+        .args([
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            source,
+        ])
+        .args(args)
+        .arg(&out)
+        .status();
+    match status {
+        Ok(s) if s.success() => Some(out),
+        Ok(s) => panic!("ffmpeg failed ({s}) generating {name}"),
+        Err(e) => {
+            eprintln!("skipped: cannot run ffmpeg ({e})");
+            None
+        }
+    }
+}
+
+fn collect(
+    path: &Path,
+    sampling: Sampling,
+    segment: Option<(f64, f64)>,
+) -> (Vec<SampledFrame>, VideoInfo) {
+    let mut frames = Vec::new();
+    let info = sample(path, &sampling, segment, &mut |f| {
+        frames.push(f);
+        ControlFlow::Continue(())
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    (frames, info)
+}
+
+fn times(frames: &[SampledFrame]) -> Vec<f64> {
+    frames.iter().map(|f| f.time_s).collect()
+}
+
+fn assert_times(got: &[f64], want: &[f64]) {
+    assert_eq!(got.len(), want.len(), "got {got:?}, want {want:?}");
+    for (g, w) in got.iter().zip(want) {
+        assert!((g - w).abs() < 1e-6, "got {got:?}, want {want:?}");
+    }
+}
+
+#[test]
+fn sampling_from_config() {
+    use crate::config::{KeyframesConfig, SamplingPolicy};
+    let mut cfg = KeyframesConfig::default();
+    assert_eq!(Sampling::from_config(&cfg, &[]), Some(Sampling::Fps(1.0)));
+    cfg.policy = SamplingPolicy::At;
+    assert_eq!(
+        Sampling::from_config(&cfg, &[2.5]),
+        Some(Sampling::At(vec![2.5]))
+    );
+    cfg.policy = SamplingPolicy::Uniform;
+    assert_eq!(
+        Sampling::from_config(&cfg, &[]),
+        Some(Sampling::Uniform(16))
+    );
+    cfg.policy = SamplingPolicy::SceneCuts;
+    assert_eq!(Sampling::from_config(&cfg, &[]), None);
+}
+
+#[test]
+fn rotate_rgb_turns_clockwise() {
+    // 3x2:  a b c
+    //       d e f
+    let px: Vec<u8> = (0..6u8).flat_map(|v| [v, v, v]).collect();
+    let img = RgbFrame::new(3, 2, px);
+    let cw = rotate_rgb(&img, 90);
+    assert_eq!((cw.width, cw.height), (2, 3));
+    // d a / e b / f c
+    let firsts: Vec<u8> = cw.data.chunks(3).map(|p| p[0]).collect();
+    assert_eq!(firsts, vec![3, 0, 4, 1, 5, 2]);
+    let half = rotate_rgb(&img, 180);
+    let firsts: Vec<u8> = half.data.chunks(3).map(|p| p[0]).collect();
+    assert_eq!(firsts, vec![5, 4, 3, 2, 1, 0]);
+    let ccw = rotate_rgb(&img, -90);
+    assert_eq!(ccw, rotate_rgb(&img, 270));
+    let firsts: Vec<u8> = ccw.data.chunks(3).map(|p| p[0]).collect();
+    assert_eq!(firsts, vec![2, 5, 1, 4, 0, 3]);
+    assert_eq!(rotate_rgb(&cw, 270), img);
+    assert_eq!(rotate_rgb(&img, 0), img);
+}
+
+#[test]
+fn display_matrix_reads_like_the_ffmpeg_cli() {
+    let matrix = |m: [i32; 9]| -> Vec<u8> { m.iter().flat_map(|v| v.to_ne_bytes()).collect() };
+    let one = 1 << 16;
+    let w = 1 << 30;
+    assert_eq!(
+        display_matrix_rotation(&matrix([one, 0, 0, 0, one, 0, 0, 0, w])),
+        Some(0)
+    );
+    // What a phone writes for a portrait video (ffprobe: "rotation of -90.00 degrees").
+    assert_eq!(
+        display_matrix_rotation(&matrix([0, one, 0, -one, 0, 0, 0, 0, w])),
+        Some(90)
+    );
+    assert_eq!(
+        display_matrix_rotation(&matrix([-one, 0, 0, 0, -one, 0, 0, 0, w])),
+        Some(180)
+    );
+    assert_eq!(
+        display_matrix_rotation(&matrix([0, -one, 0, one, 0, 0, 0, 0, w])),
+        Some(270)
+    );
+    assert_eq!(display_matrix_rotation(&[0; 8]), None);
+}
+
+#[test]
+fn counter_all_frames_at_exact_times() {
+    let Some(path) = fixture("counter.mp4") else {
+        return;
+    };
+    let (frames, info) = collect(&path, Sampling::All, None);
+    let want: Vec<f64> = (0..30).map(|k| k as f64 / 10.0).collect();
+    assert_times(&times(&frames), &want);
+    assert!(frames
+        .iter()
+        .enumerate()
+        .all(|(i, f)| f.frame_number == i as u64));
+    assert_eq!((info.width, info.height), (1920, 1080));
+    assert_eq!(info.frames_decoded, 30);
+    assert_eq!(info.codec, "h264");
+    assert_eq!(info.fps, Some(10.0));
+    let img = &frames[0].image;
+    assert_eq!(img.data.len(), 1920 * 1080 * 3);
+}
+
+#[test]
+fn counter_fps_uniform_and_at() {
+    let Some(path) = fixture("counter.mp4") else {
+        return;
+    };
+    let (frames, _) = collect(&path, Sampling::Fps(2.0), None);
+    assert_times(&times(&frames), &[0.0, 0.5, 1.0, 1.5, 2.0, 2.5]);
+    assert_eq!(frames[1].frame_number, 5);
+
+    let (frames, _) = collect(&path, Sampling::Uniform(4), None);
+    assert_times(&times(&frames), &[0.4, 1.1, 1.9, 2.6]);
+
+    let (frames, info) = collect(&path, Sampling::At(vec![2.0, 0.04, 1.26, 1.27]), None);
+    assert_times(&times(&frames), &[0.0, 1.3, 2.0]);
+    // Nothing needed past 2.0 s: decoding stopped early.
+    assert!(info.frames_decoded < 30, "{info:?}");
+}
+
+#[test]
+fn callback_can_stop_early() {
+    let Some(path) = fixture("counter.mp4") else {
+        return;
+    };
+    let mut seen = 0;
+    let info = sample(&path, &Sampling::All, None, &mut |_| {
+        seen += 1;
+        if seen == 3 {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    })
+    .unwrap();
+    assert_eq!(seen, 3);
+    assert!(info.frames_decoded < 30);
+}
+
+#[test]
+fn testvideo_legacy_stride_fps_and_keyframes() {
+    let Some(path) = fixture("testvideo.mp4") else {
+        return;
+    };
+    let (frames, info) = collect(&path, Sampling::LegacyStride(1.0), None);
+    let numbers: Vec<u64> = frames.iter().map(|f| f.frame_number).collect();
+    assert_eq!(numbers, (0..720).step_by(29).collect::<Vec<u64>>());
+    assert_eq!(info.frames_decoded, 720);
+
+    // Timestamp sampling does not drift: frame k is within half a frame of k seconds.
+    let (frames, _) = collect(&path, Sampling::Fps(1.0), None);
+    assert_eq!(frames.len(), 25);
+    for (k, f) in frames.iter().enumerate() {
+        assert!(
+            (f.time_s - k as f64).abs() <= 0.5 * 1001.0 / 30000.0 + 1e-6,
+            "{k}: {}",
+            f.time_s
+        );
+    }
+
+    let (frames, key_info) = collect(&path, Sampling::KeyframesOnly, None);
+    assert!(!frames.is_empty());
+    assert!(
+        key_info.frames_decoded < info.frames_decoded,
+        "{key_info:?}"
+    );
+    assert_eq!(frames[0].time_s, 0.0);
+}
+
+#[test]
+fn testvideo_segment_seeks_and_matches_full_decode() {
+    let Some(path) = fixture("testvideo.mp4") else {
+        return;
+    };
+    let (frames, _) = collect(&path, Sampling::All, Some((10.0, 12.0)));
+    let t = times(&frames);
+    assert_eq!(frames.len(), 60, "{t:?}");
+    assert!(t[0] >= 10.0 && t[59] <= 12.0 && t.windows(2).all(|w| w[0] < w[1]));
+    // The frame reached by seeking is the very frame a decode from 0 gives.
+    let (from_zero, _) = collect(&path, Sampling::At(vec![t[0]]), None);
+    assert_eq!(from_zero[0].time_s, t[0]);
+    assert!(
+        from_zero[0].image == frames[0].image,
+        "seeked frame differs"
+    );
+
+    let (frames, _) = collect(&path, Sampling::Fps(1.0), Some((10.0, 12.0)));
+    assert_eq!(frames.len(), 3);
+    // Nearest within the segment: 12 s is 0.021 s after the last frame in it.
+    for (k, f) in frames.iter().enumerate() {
+        assert!(
+            (f.time_s - (10.0 + k as f64)).abs() < 0.03,
+            "{:?}",
+            times(&frames)
+        );
+    }
+}
+
+#[test]
+fn delayed_start_keeps_media_time() {
+    let Some(path) = fixture("delayed_start.mp4") else {
+        return;
+    };
+    let (frames, _) = collect(&path, Sampling::All, None);
+    assert!(
+        (frames[0].time_s - 1.075).abs() < 1e-3,
+        "{}",
+        frames[0].time_s
+    );
+    let (frames, _) = collect(&path, Sampling::Fps(5.0), None);
+    assert!((frames[0].time_s - 1.075).abs() < 1e-3);
+    assert!(
+        (frames[1].time_s - 1.275).abs() < 0.021,
+        "{}",
+        frames[1].time_s
+    );
+}
+
+#[test]
+fn rotation_metadata_is_applied() {
+    let (Some(p0), Some(p90)) = (fixture("video_0.mov"), fixture("video_90.mov")) else {
+        return;
+    };
+    let (f0, i0) = collect(&p0, Sampling::All, None);
+    let (f90, i90) = collect(&p90, Sampling::All, None);
+    assert_eq!((i0.rotation, i90.rotation), (0, 90));
+    assert_eq!((f0[0].image.width, f0[0].image.height), (568, 320));
+    assert_eq!((f90[0].image.width, f90[0].image.height), (320, 568));
+    assert_eq!((i90.width, i90.height), (320, 568));
+    assert_eq!(probe(&p90).unwrap().rotation, 90);
+}
+
+#[test]
+fn b_frames_come_out_in_time_order() {
+    let Some(path) = fixture("unordered.mov") else {
+        return;
+    };
+    let (frames, _) = collect(&path, Sampling::All, None);
+    let t = times(&frames);
+    assert!(!t.is_empty() && t.windows(2).all(|w| w[0] < w[1]), "{t:?}");
+}
+
+#[test]
+fn corrupted_stream_still_yields_frames() {
+    let Some(path) = fixture("corrupted.mp4") else {
+        return;
+    };
+    let (frames, info) = collect(&path, Sampling::All, None);
+    eprintln!(
+        "corrupted.mp4: {} frames, {} decoder errors",
+        frames.len(),
+        info.decode_errors
+    );
+    assert!(!frames.is_empty());
+}
+
+#[test]
+fn other_containers_decode() {
+    for name in ["test.avi", "newtonscradle.gif", "flipping_a_pancake.mkv"] {
+        let Some(path) = fixture(name) else { continue };
+        let (frames, info) = collect(&path, Sampling::Fps(4.0), None);
+        let t = times(&frames);
+        assert!(!frames.is_empty(), "{name}");
+        assert!(t.windows(2).all(|w| w[0] < w[1]), "{name}: {t:?}");
+        let img = &frames[0].image;
+        assert_eq!((img.width, img.height), (info.width, info.height), "{name}");
+    }
+}
+
+#[test]
+fn not_a_video_names_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("x.mp4");
+    std::fs::write(&path, "this is not a video\n").unwrap();
+    let err = sample(&path, &Sampling::All, None, &mut |_| {
+        ControlFlow::Continue(())
+    })
+    .unwrap_err();
+    assert!(err.to_string().contains(&*path.to_string_lossy()), "{err}");
+    let missing = dir.path().join("missing.mp4");
+    let err = probe(&missing).unwrap_err();
+    assert!(err.to_string().contains("missing.mp4"), "{err}");
+}
+
+#[test]
+fn audio_only_file_has_no_video_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(path) = generate(
+        dir.path(),
+        "tone.wav",
+        "sine=frequency=440:duration=0.2",
+        &[],
+    ) else {
+        return;
+    };
+    let err = probe(&path).unwrap_err();
+    assert!(matches!(err, VideoError::NoVideoStream { .. }), "{err}");
+    assert!(
+        err.to_string().ends_with("tone.wav: no video stream"),
+        "{err}"
+    );
+}
+
+#[test]
+fn generated_clip_all_fps_and_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(path) = generate(
+        dir.path(),
+        "clip.mp4",
+        "testsrc2=size=160x120:rate=25",
+        &[
+            "-t", "2", "-pix_fmt", "yuv420p", "-c:v", "libx264", "-g", "10", "-bf", "2",
+        ],
+    ) else {
+        return;
+    };
+    let (frames, info) = collect(&path, Sampling::All, None);
+    let want: Vec<f64> = (0..50).map(|k| k as f64 / 25.0).collect();
+    assert_times(&times(&frames), &want);
+    assert_eq!((info.width, info.height), (160, 120));
+
+    let (frames, _) = collect(&path, Sampling::Fps(3.0), None);
+    // Targets 0, 1/3, 2/3, ...: nearest 25 fps frames.
+    let want: Vec<f64> = (0..6)
+        .map(|k| (k as f64 / 3.0 * 25.0).round() / 25.0)
+        .collect();
+    assert_times(&times(&frames), &want);
+
+    let (frames, _) = collect(&path, Sampling::Uniform(2), Some((0.4, 1.2)));
+    assert_times(&times(&frames), &[0.6, 1.0]);
+}
+
+#[test]
+fn high_bit_depth_and_444_convert_right() {
+    let dir = tempfile::tempdir().unwrap();
+    // The BT.709 and full-range cases are wrong by 10+ levels if the frame's colour matrix or
+    // range is ignored.
+    let cases: [(&str, &[&str]); 4] = [
+        ("p10.mkv", &["-pix_fmt", "yuv420p10le"]),
+        ("p444.mkv", &["-pix_fmt", "yuv444p"]),
+        (
+            "bt709.mkv",
+            &[
+                "-vf",
+                "scale=out_color_matrix=bt709",
+                "-colorspace",
+                "bt709",
+                "-pix_fmt",
+                "yuv420p",
+            ],
+        ),
+        (
+            "full.mkv",
+            &[
+                "-vf",
+                "scale=out_range=pc",
+                "-color_range",
+                "pc",
+                "-pix_fmt",
+                "yuv444p",
+            ],
+        ),
+    ];
+    for (name, args) in cases {
+        let mut args = args.to_vec();
+        args.extend(["-t", "0.4", "-c:v", "ffv1"]);
+        let Some(path) = generate(
+            dir.path(),
+            name,
+            "color=c=0xC81E3C:size=64x48:rate=5",
+            &args,
+        ) else {
+            return;
+        };
+        let (frames, _) = collect(&path, Sampling::All, None);
+        assert_eq!(frames.len(), 2, "{name}");
+        let img = &frames[0].image;
+        assert_eq!(img.data.len(), 64 * 48 * 3);
+        let mid = (24 * 64 + 32) * 3;
+        let px = &img.data[mid..mid + 3];
+        for (got, want) in px.iter().zip([0xC8u8, 0x1E, 0x3C]) {
+            assert!(got.abs_diff(want) <= 4, "{name}: got {px:?}");
+        }
+    }
+}
