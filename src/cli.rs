@@ -245,7 +245,7 @@ pub fn execute(cli: Cli) -> Result<i32> {
         Command::Features(a) => run_stages(&a, vec![Stage::Features], true, progress, &[]),
         Command::Metadata(a) => run_stages(&a, vec![Stage::Metadata], true, progress, &[]),
         Command::Pack(a) => run_stages(&a.stage, vec![Stage::Pack], true, progress, &a.answers),
-        Command::Frames(_) => not_built("`mimicit frames`"),
+        Command::Frames(a) => frames(&a),
         Command::Embed(_) => not_built("`mimicit embed`"),
         Command::Verify(a) => {
             let report = crate::verify::verify(&a.out)?;
@@ -268,6 +268,65 @@ pub fn execute(cli: Cli) -> Result<i32> {
         }
         Command::Report(_) => not_built("`mimicit report`"),
     }
+}
+
+fn frames(a: &FramesArgs) -> Result<i32> {
+    use crate::video::Sampling;
+    let sampling = if let Some(r) = a.fps {
+        Sampling::Fps(r)
+    } else if let Some(r) = a.legacy_stride {
+        Sampling::LegacyStride(r)
+    } else if let Some(n) = a.uniform {
+        Sampling::Uniform(n)
+    } else if !a.at.is_empty() {
+        Sampling::At(a.at.clone())
+    } else if a.keyframes_only {
+        Sampling::KeyframesOnly
+    } else {
+        Sampling::Fps(1.0)
+    };
+    let rate_ok = |r: f64| r.is_finite() && r > 0.0;
+    if matches!(sampling, Sampling::Fps(r) | Sampling::LegacyStride(r) if !rate_ok(r))
+        || matches!(sampling, Sampling::Uniform(0))
+    {
+        return Err(Error::Invalid(
+            "--fps, --legacy-stride and --uniform take a number above 0".into(),
+        ));
+    }
+    if a.width == 0 || a.height == 0 || !(1..=100).contains(&a.quality) {
+        return Err(Error::Invalid(
+            "--width and --height must be at least 1, --quality between 1 and 100".into(),
+        ));
+    }
+    let image = crate::config::ImageConfig {
+        width: a.width,
+        height: a.height,
+        aspect: a.aspect,
+        format: a.format,
+        quality: a.quality,
+        ..Default::default()
+    };
+    let summary = crate::frames::extract(&crate::frames::FramesRequest {
+        input: a.input.clone(),
+        out: a.out.clone(),
+        sampling,
+        image,
+    })?;
+    for r in &summary.rejects {
+        eprintln!("frames: {}: {}", r.path, r.error);
+    }
+    eprintln!(
+        "frames: {} frames from {} videos into {}, {} rejected",
+        summary.frames,
+        summary.videos,
+        a.out.display(),
+        summary.rejects.len()
+    );
+    Ok(if summary.rejects.is_empty() {
+        EXIT_OK
+    } else {
+        EXIT_REJECTS
+    })
 }
 
 fn not_built(what: &str) -> Result<i32> {

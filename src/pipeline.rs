@@ -324,7 +324,7 @@ pub fn format_summary(code: &str, summary: &RunSummary) -> String {
             st.counts.skipped,
             st.wall_s,
             status_name(st.status),
-            if st.note.is_empty() || st.status == Status::UpToDate {
+            if st.note.is_empty() || matches!(st.status, Status::UpToDate | Status::NotBuilt) {
                 String::new()
             } else {
                 format!(" ({})", st.note)

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::config::{ImageConfig, ImageFormat, SamplingPolicy, Scenario};
+use crate::config::{ImageConfig, ImageFormat, SamplingPolicy};
 use crate::error::{Error, Result};
 use crate::imaging;
 use crate::manifest::Counts;
@@ -69,6 +69,10 @@ pub fn run(ctx: &StageContext) -> Result<StageOutput> {
     let path = super::frames_path(ctx);
     crate::tables::write_frames(&path, &frames)?;
     std::fs::remove_dir_all(&journal).map_err(|e| Error::io(&journal, e))?;
+    // The journal folder holds only per-stage journals; drop it once none is left.
+    if let Some(parent) = journal.parent() {
+        let _ = std::fs::remove_dir(parent);
+    }
     tracing::info!("{}: {} frames from {ok} units", scenario.code, frames.len());
     Ok(StageOutput {
         counts: Counts {
@@ -101,11 +105,11 @@ fn process_or_resume(ctx: &StageContext, journal: &Path, unit: &Unit) -> Result<
     let (frames, reject) = match process(ctx, unit) {
         Ok(frames) if frames.is_empty() => (
             frames,
-            Some(reject(unit, ctx.scenario, "no frame was selected or decoded".into())),
+            Some(reject(unit, "no frame was selected or decoded".into())),
         ),
         Ok(frames) => (frames, None),
         // Per-item failure: recorded, the other units go on.
-        Err(ItemError::Item(message)) => (Vec::new(), Some(reject(unit, ctx.scenario, message))),
+        Err(ItemError::Item(message)) => (Vec::new(), Some(reject(unit, message))),
         // Output failure (disk full, unwritable folder): the whole stage stops.
         Err(ItemError::Fatal(e)) => return Err(e),
     };
@@ -119,7 +123,7 @@ fn process_or_resume(ctx: &StageContext, journal: &Path, unit: &Unit) -> Result<
     Ok(result)
 }
 
-fn reject(unit: &Unit, scenario: &Scenario, error: String) -> Reject {
+fn reject(unit: &Unit, error: String) -> Reject {
     let path = match &unit.media {
         UnitMedia::Video { path, .. } => path.display().to_string(),
         UnitMedia::Images { items } => items
@@ -127,7 +131,6 @@ fn reject(unit: &Unit, scenario: &Scenario, error: String) -> Reject {
             .map(|i| i.path.display().to_string())
             .unwrap_or_default(),
     };
-    let _ = scenario;
     Reject {
         stage: STAGE.into(),
         item: unit.id.clone(),
@@ -139,18 +142,6 @@ fn reject(unit: &Unit, scenario: &Scenario, error: String) -> Reject {
 enum ItemError {
     Item(String),
     Fatal(Error),
-}
-
-fn sampling_for(ctx: &StageContext, unit: &Unit) -> Sampling {
-    let k = &ctx.scenario.config.keyframes;
-    match k.policy {
-        SamplingPolicy::Fps => Sampling::Fps(k.fps),
-        SamplingPolicy::LegacyStride => Sampling::LegacyStride(k.fps),
-        SamplingPolicy::Uniform => Sampling::Uniform(k.count),
-        SamplingPolicy::At => Sampling::At(unit.times.clone()),
-        SamplingPolicy::KeyframesOnly => Sampling::KeyframesOnly,
-        SamplingPolicy::All | SamplingPolicy::SceneCuts => Sampling::All,
-    }
 }
 
 fn process(ctx: &StageContext, unit: &Unit) -> std::result::Result<Vec<FrameRecord>, ItemError> {
@@ -171,7 +162,12 @@ fn process(ctx: &StageContext, unit: &Unit) -> std::result::Result<Vec<FrameReco
                 (None, None) => None,
                 (s, e) => Some((s.unwrap_or(0.0), e.unwrap_or(f64::INFINITY))),
             };
-            let sampling = sampling_for(ctx, unit);
+            let sampling = Sampling::from_config(&scenario.config.keyframes, &unit.times)
+                .ok_or_else(|| {
+                    ItemError::Fatal(Error::NotBuilt {
+                        what: "the scene-cuts sampling policy".into(),
+                    })
+                })?;
             let mut failure = None;
             let mut on_frame = |f: video::SampledFrame| {
                 let i = frames.len();
@@ -215,7 +211,8 @@ fn process(ctx: &StageContext, unit: &Unit) -> std::result::Result<Vec<FrameReco
         UnitMedia::Images { items } => {
             for item in items.iter().take(if max > 0 { max } else { usize::MAX }) {
                 let full = scenario.root.join(&item.path);
-                let img = imaging::decode_file(&full).map_err(|e| ItemError::Item(e.to_string()))?;
+                let img =
+                    imaging::decode_file(&full).map_err(|e| ItemError::Item(e.to_string()))?;
                 let (file, bytes, pixel_hash, w, h) = store(ctx, &img, &scenario.config.image)?;
                 frames.push(FrameRecord {
                     image_id: format!("{code}_IMG_{}", item.key),

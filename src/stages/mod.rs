@@ -5,12 +5,13 @@ use crate::config::Scenario;
 use crate::error::{Error, Result};
 use crate::pipeline::{Stage, StageContext, StageOutput};
 
+pub mod keyframes;
 pub mod metadata;
 pub mod pack;
 pub mod scan;
 
 pub fn is_built(stage: Stage) -> bool {
-    matches!(stage, Stage::Scan | Stage::Metadata)
+    matches!(stage, Stage::Scan | Stage::Keyframes | Stage::Metadata)
 }
 
 /// Why a built stage has nothing to do for this scenario, if so.
@@ -26,6 +27,7 @@ pub fn off_reason(stage: Stage, scenario: &Scenario) -> Option<String> {
 pub fn run(stage: Stage, ctx: &StageContext) -> Result<StageOutput> {
     match stage {
         Stage::Scan => scan::run(ctx),
+        Stage::Keyframes => keyframes::run(ctx),
         Stage::Metadata => metadata::run(ctx),
         other => Err(Error::NotBuilt {
             what: format!("the {} stage", other.name()),
