@@ -20,5 +20,6 @@ pub mod atomic;
 pub mod config;
 pub mod error;
 pub mod model;
+pub mod shards;
 
 pub use error::{Error, Result};
