@@ -304,7 +304,12 @@ fn split_inline_answer(rest: &str) -> Option<(&str, &str)> {
                 .map(|(i, _)| (i, label.len()))
         })
         .min()
-        .map(|(i, len)| (rest[..i].trim(), rest[i + len..].trim_start_matches(['*', '_']).trim()))
+        .map(|(i, len)| {
+            (
+                rest[..i].trim(),
+                rest[i + len..].trim_start_matches(['*', '_']).trim(),
+            )
+        })
 }
 
 #[cfg(test)]
@@ -337,7 +342,8 @@ mod tests {
 
     #[test]
     fn short_labels_and_blank_lines() {
-        let text = "\n\nQ: How many people are there?\n\nA: Two.\n\n\nQ:What color is the car?\nA:Red.\n";
+        let text =
+            "\n\nQ: How many people are there?\n\nA: Two.\n\n\nQ:What color is the car?\nA:Red.\n";
         assert_eq!(
             pairs(text),
             vec![
@@ -350,7 +356,10 @@ mod tests {
     #[test]
     fn instruction_response_labels() {
         let text = "Instruction: Describe the scene.\nResponse: A busy street at night.";
-        assert_eq!(pairs(text), vec![p("Describe the scene.", "A busy street at night.")]);
+        assert_eq!(
+            pairs(text),
+            vec![p("Describe the scene.", "A busy street at night.")]
+        );
     }
 
     #[test]
@@ -409,7 +418,10 @@ mod tests {
     #[test]
     fn label_alone_on_its_line() {
         let text = "Question:\nWhat is the woman holding?\nAnswer:\nAn umbrella.\n";
-        assert_eq!(pairs(text), vec![p("What is the woman holding?", "An umbrella.")]);
+        assert_eq!(
+            pairs(text),
+            vec![p("What is the woman holding?", "An umbrella.")]
+        );
     }
 
     #[test]
@@ -441,7 +453,10 @@ mod tests {
                     "I want to host a party here. Where do I put the food?",
                     "The long table by the window works well."
                 ),
-                p("Where can guests sit?", "On the sofa and the two armchairs."),
+                p(
+                    "Where can guests sit?",
+                    "On the sofa and the two armchairs."
+                ),
                 p("Is there a TV?", "Yes, on the wall."),
             ]
         );
@@ -460,7 +475,10 @@ mod tests {
                     Question: Who wins?\nAnswer: The player in white.";
         assert_eq!(
             pairs(text),
-            vec![p("What sport is played?", "Tennis."), p("Who wins?", "The player in white.")]
+            vec![
+                p("What sport is played?", "Tennis."),
+                p("Who wins?", "The player in white.")
+            ]
         );
     }
 
@@ -499,8 +517,12 @@ mod tests {
 
     #[test]
     fn inline_answer_on_the_question_line() {
-        let text = "1. Question: What is it? Answer: A cat.\n2. Question: What colour? **Answer:** Black.";
-        assert_eq!(pairs(text), vec![p("What is it?", "A cat."), p("What colour?", "Black.")]);
+        let text =
+            "1. Question: What is it? Answer: A cat.\n2. Question: What colour? **Answer:** Black.";
+        assert_eq!(
+            pairs(text),
+            vec![p("What is it?", "A cat."), p("What colour?", "Black.")]
+        );
         // A short `A:` inside a question does not split it.
         assert_eq!(
             pairs("Q: Is plan A: the best one?\nA: Yes."),
@@ -552,9 +574,18 @@ mod tests {
         assert_eq!(
             answers,
             vec![
-                Answer { unit_id: "v_a".into(), text: "Question: A?\nAnswer: B.".into() },
-                Answer { unit_id: "v_b".into(), text: "Q: C?\nA: D.".into() },
-                Answer { unit_id: "7".into(), text: "x".into() },
+                Answer {
+                    unit_id: "v_a".into(),
+                    text: "Question: A?\nAnswer: B.".into()
+                },
+                Answer {
+                    unit_id: "v_b".into(),
+                    text: "Q: C?\nA: D.".into()
+                },
+                Answer {
+                    unit_id: "7".into(),
+                    text: "x".into()
+                },
             ]
         );
         assert_eq!(rejects.len(), 2);

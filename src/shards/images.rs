@@ -33,8 +33,9 @@ pub const INDEX_COLUMN: &str = "image_id";
 /// The data column Otter reads.
 pub const BASE64_COLUMN: &str = "base64";
 
-/// Rows per parquet row group: `iter_batches(1000)` then reads one row group per batch, and a
-/// reader never holds more than about 1000 images of a 2 GB part in memory.
+/// Rows per parquet row group, about: polars cuts a frame into `floor(n / 1000)` equal row
+/// groups, so a group holds 1000 to 1999 rows, and a reader going through `iter_batches(1000)`
+/// never holds more than one group (about 2000 images, not a whole 2 GB part) in memory.
 const ROW_GROUP_ROWS: usize = 1000;
 
 /// The `pandas` metadata as pandas 1.x/2.x writes it (`json.dumps`, keys in pandas' order) for a
@@ -161,7 +162,10 @@ mod tests {
     fn base64_len_matches_encoder() {
         let engine = base64::engine::general_purpose::STANDARD;
         for n in 0..10usize {
-            assert_eq!(base64_len(n as u64), engine.encode(vec![7u8; n]).len() as u64);
+            assert_eq!(
+                base64_len(n as u64),
+                engine.encode(vec![7u8; n]).len() as u64
+            );
         }
     }
 
@@ -188,7 +192,10 @@ mod tests {
         let mut r = rows();
         r.push(("DC_IMG_v_a_0000".to_string(), png(1)));
         let err = write_images_parquet(&p, &r).unwrap_err().to_string();
-        assert!(err.contains("DC_IMG_v_a_0000") && err.contains("x.parquet"), "{err}");
+        assert!(
+            err.contains("DC_IMG_v_a_0000") && err.contains("x.parquet"),
+            "{err}"
+        );
         assert!(!p.exists());
     }
 
@@ -223,7 +230,10 @@ mod tests {
         );
         assert_eq!(plan_parts(&[25], 10), vec![vec![0]]);
         assert_eq!(plan_parts(&[0, 0, 10, 0], 10), vec![vec![0, 1, 2, 3]]);
-        assert_eq!(plan_parts(&[u64::MAX, 1], u64::MAX - 1), vec![vec![0], vec![1]]);
+        assert_eq!(
+            plan_parts(&[u64::MAX, 1], u64::MAX - 1),
+            vec![vec![0], vec![1]]
+        );
     }
 
     #[test]
@@ -240,31 +250,40 @@ mod tests {
         );
     }
 
-    /// Runs `tests/python/check_images_parquet.py` (Otter's loading code) on a parquet with
-    /// real PNGs; skipped, with the reason printed, when python lacks pandas/pyarrow/Pillow.
-    #[test]
-    fn otter_loader_reads_the_parquet() {
+    const CHECK_SCRIPT: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/python/check_images_parquet.py"
+    );
+
+    /// Whether `python` on PATH has pandas, pyarrow and Pillow; prints why a test is skipped.
+    fn python_ready(test: &str) -> bool {
         let probe = Command::new("python")
             .args(["-c", "import pandas, pyarrow, PIL"])
             .output();
         match probe {
-            Ok(o) if o.status.success() => {}
+            Ok(o) if o.status.success() => true,
             Ok(o) => {
                 eprintln!(
-                    "SKIPPED otter_loader_reads_the_parquet: python lacks pandas/pyarrow/PIL: {}",
+                    "SKIPPED {test}: python lacks pandas/pyarrow/PIL: {}",
                     String::from_utf8_lossy(&o.stderr).trim()
                 );
-                return;
+                false
             }
             Err(e) => {
-                eprintln!("SKIPPED otter_loader_reads_the_parquet: no python on PATH: {e}");
-                return;
+                eprintln!("SKIPPED {test}: no python on PATH: {e}");
+                false
             }
         }
-        let script = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/python/check_images_parquet.py"
-        );
+    }
+
+    /// Runs `tests/python/check_images_parquet.py` (Otter's loading code) on a parquet with
+    /// real PNGs; skipped, with the reason printed, when python lacks pandas/pyarrow/Pillow.
+    #[test]
+    fn otter_loader_reads_the_parquet() {
+        if !python_ready("otter_loader_reads_the_parquet") {
+            return;
+        }
+        let script = CHECK_SCRIPT;
         let dir = tempfile::tempdir().unwrap();
         let parquet = dir.path().join("DC.parquet");
         let rows = rows();
@@ -312,5 +331,37 @@ mod tests {
         assert!(!bad.status.success(), "{text}");
         assert!(text.contains("DC_IMG_missing"), "{text}");
         assert!(text.contains("DC_IMG_v_a_0000"), "{text}");
+    }
+
+    /// Several row groups (2345 rows make 2), so that `iter_batches` yields several batches.
+    #[test]
+    fn otter_loader_reads_several_row_groups() {
+        if !python_ready("otter_loader_reads_several_row_groups") {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let parquet = dir.path().join("SN-00000-of-00001.parquet");
+        let image = png(42);
+        let rows: Vec<(String, Vec<u8>)> = (0..2345)
+            .map(|i| (format!("SN_IMG_scene{i:04}_00_color_000000"), image.clone()))
+            .collect();
+        write_images_parquet(&parquet, &rows).unwrap();
+        let ids: Vec<&String> = rows.iter().map(|r| &r.0).collect();
+        let expected = dir.path().join("ids.json");
+        std::fs::write(&expected, serde_json::to_vec(&ids).unwrap()).unwrap();
+        let out = Command::new("python")
+            .arg(CHECK_SCRIPT)
+            .arg(&parquet)
+            .arg(&expected)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(text.contains("2345/2345 images ok"), "{text}");
+        assert!(text.contains("2 row group(s)"), "{text}");
     }
 }

@@ -149,7 +149,12 @@ fn reject(item: &str, error: String) -> Reject {
 /// an answer for a unit not in `units` (ids are matched exactly, never guessed); an answer
 /// whose text yields no pair (the text, cut to 500 characters, is in `error`); a unit with no
 /// kept images (its answers are dropped); a unit listed twice (the first one is used).
-pub fn build_instructions(code: Code, units: &[UnitImages], answers: &[Answer], meta: Meta) -> Packed {
+pub fn build_instructions(
+    code: Code,
+    units: &[UnitImages],
+    answers: &[Answer],
+    meta: Meta,
+) -> Packed {
     let mut rejects = Vec::new();
     let mut by_unit: HashMap<&str, Vec<&Answer>> = HashMap::new();
     let known: HashSet<&str> = units.iter().map(|u| u.unit_id.as_str()).collect();
@@ -167,7 +172,10 @@ pub fn build_instructions(code: Code, units: &[UnitImages], answers: &[Answer], 
     for unit in units {
         let id = unit.unit_id.as_str();
         if !seen.insert(id) {
-            rejects.push(reject(id, "unit listed more than once; the first is used".into()));
+            rejects.push(reject(
+                id,
+                "unit listed more than once; the first is used".into(),
+            ));
             continue;
         }
         let unit_answers = by_unit.remove(id).unwrap_or_default();
@@ -189,7 +197,10 @@ pub fn build_instructions(code: Code, units: &[UnitImages], answers: &[Answer], 
             if found.is_empty() {
                 rejects.push(reject(
                     id,
-                    format!("no question/answer pair in the answer: {}", truncate(&a.text)),
+                    format!(
+                        "no question/answer pair in the answer: {}",
+                        truncate(&a.text)
+                    ),
                 ));
             }
             pairs.extend(found);
@@ -270,7 +281,10 @@ mod tests {
             unit("v_silent", &["DC_IMG_v_silent_0000"]),
         ];
         let answers = vec![
-            answer("v_a", "Question: A1?\nAnswer: a1.\nQuestion: A2?\nAnswer: a2."),
+            answer(
+                "v_a",
+                "Question: A1?\nAnswer: a1.\nQuestion: A2?\nAnswer: a2.",
+            ),
             answer("v_b", "Q: B1?\nA: b1."),
             answer("v_ghost", "Q: G?\nA: g."),
             answer("v_b", "I cannot answer that."),
@@ -300,7 +314,10 @@ mod tests {
         );
         assert_eq!(data[1].1.rel_ins_ids, vec!["DC_INS_00001", "DC_INS_00003"]);
         assert_eq!(data[3].1.rel_ins_ids, vec!["DC_INS_00005"]);
-        assert_eq!(data[0].1.image_ids, vec!["DC_IMG_v_b_0000", "DC_IMG_v_b_0001"]);
+        assert_eq!(
+            data[0].1.image_ids,
+            vec!["DC_IMG_v_b_0000", "DC_IMG_v_b_0001"]
+        );
         assert_eq!(data[4].1.answer, "a2.");
         assert_eq!(packed.unanswered, vec!["v_silent"]);
     }
@@ -345,7 +362,10 @@ mod tests {
             Meta::default(),
         );
         assert_eq!(packed.instructions.data.len(), 1);
-        assert_eq!(packed.instructions.data[0].1.image_ids, vec!["SD_IMG_00001_1"]);
+        assert_eq!(
+            packed.instructions.data[0].1.image_ids,
+            vec!["SD_IMG_00001_1"]
+        );
         assert_eq!(packed.rejects.len(), 1);
     }
 
@@ -370,7 +390,10 @@ mod tests {
                 "image_ids": ["DC_IMG_v_a_0000"], "rel_ins_ids": ["DC_INS_00005"]})
         );
         let t: serde_json::Value = serde_json::from_slice(&train_bytes).unwrap();
-        assert_eq!(t["DC_INS_00002"], serde_json::json!(["DC_INS_00001", "DC_INS_00003"]));
+        assert_eq!(
+            t["DC_INS_00002"],
+            serde_json::json!(["DC_INS_00001", "DC_INS_00003"])
+        );
         assert_eq!(t.as_object().unwrap().len(), 5);
 
         // Keys appear in id order in the text.
@@ -394,9 +417,7 @@ mod tests {
         assert_eq!(instruction_id(Code::E4D, 100000), "E4D_INS_100000");
 
         let n = 100_001;
-        let units: Vec<UnitImages> = (0..n)
-            .map(|i| unit(&format!("u{i}"), &["img"]))
-            .collect();
+        let units: Vec<UnitImages> = (0..n).map(|i| unit(&format!("u{i}"), &["img"])).collect();
         let answers: Vec<Answer> = (0..n)
             .map(|i| answer(&format!("u{i}"), "Q: q?\nA: a."))
             .collect();
@@ -407,7 +428,10 @@ mod tests {
         assert_eq!(data[99_999].0, "DC_INS_100000");
         assert_eq!(data[100_000].0, "DC_INS_100001");
         let json = serde_json::to_string(&packed.instructions.train()).unwrap();
-        let (a, b) = (json.find("\"DC_INS_99999\"").unwrap(), json.find("\"DC_INS_100000\"").unwrap());
+        let (a, b) = (
+            json.find("\"DC_INS_99999\"").unwrap(),
+            json.find("\"DC_INS_100000\"").unwrap(),
+        );
         assert!(a < b);
     }
 }
