@@ -170,11 +170,11 @@ fn parse_label(line: &str) -> Option<(Role, &str)> {
     Some((*role, rest))
 }
 
-/// `Conversation 1`, `**Conversation 2:**`, `Dialogue 3`, `## Example 1`: a header between the
-/// blocks of SN-style answers.
+/// `Conversation 1`, `**Conversation 2:**`, `Dialogue 3`: a header between the blocks of
+/// SN-style answers. (`Example 1:` is not one: answers use such lines inside their text.)
 fn is_block_header(line: &str) -> bool {
     let s = strip_decoration(line).to_ascii_lowercase();
-    ["conversation", "dialogue", "dialog", "example"]
+    ["conversation", "dialogue", "dialog"]
         .iter()
         .filter_map(|w| s.strip_prefix(w))
         .any(|rest| {
@@ -258,7 +258,7 @@ impl Builder {
 /// `Human:`/`Assistant:` and `User:` (any case), with numbering (`1.`, `1)`, `(1)`,
 /// `Question 1:`, `Q1:`), markdown bold/headings/bullets around them (`**Question:**`,
 /// `- **Q1:**`), the label alone on its line with the text below, blank lines, and block headers
-/// (`Conversation 1`, `Dialogue 2:`, `Example 3`) or rules (`---`) between blocks.
+/// (`Conversation 1`, `Dialogue 2:`) or rules (`---`) between blocks.
 ///
 /// Lines without a label continue the current answer (or question, before its answer); a blank
 /// line inside keeps a paragraph break. Text before the first question is ignored. A question
@@ -459,6 +459,18 @@ mod tests {
                 ),
                 p("Is there a TV?", "Yes, on the wall."),
             ]
+        );
+    }
+
+    #[test]
+    fn example_lines_stay_inside_an_answer() {
+        let text = "Question: How do I use the stove?\nAnswer: Turn the knob.\nExample 1:\nLow heat for eggs.";
+        assert_eq!(
+            pairs(text),
+            vec![p(
+                "How do I use the stove?",
+                "Turn the knob.\nExample 1:\nLow heat for eggs."
+            )]
         );
     }
 
