@@ -186,6 +186,16 @@ mod tests {
     }
 
     #[test]
+    fn no_rows_give_a_valid_empty_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("empty.parquet");
+        let size = write_images_parquet(&p, &[]).unwrap();
+        let bytes = std::fs::read(&p).unwrap();
+        assert_eq!(bytes.len() as u64, size);
+        assert!(bytes.starts_with(b"PAR1") && bytes.ends_with(b"PAR1"));
+    }
+
+    #[test]
     fn duplicate_ids_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("x.parquet");
