@@ -27,6 +27,7 @@ pub mod manifest;
 pub mod model;
 pub mod pipeline;
 pub mod progress;
+pub mod shards;
 pub mod stages;
 pub mod tables;
 pub mod verify;
