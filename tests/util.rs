@@ -118,3 +118,54 @@ pub fn pandas_rows(path: &Path) -> Option<Vec<serde_json::Value>> {
     );
     Some(serde_json::from_slice(&o.stdout).unwrap())
 }
+
+/// Runs a script from `tests/python/` with the venv's python; None (reason printed) when the
+/// Python side is not installed. Panics with the script's output when it fails.
+pub fn python_check(script: &str, args: &[&Path]) -> Option<String> {
+    let probe = Command::new("python")
+        .args(["-c", "import pandas, pyarrow, PIL, yaml, numpy"])
+        .output();
+    match probe {
+        Ok(o) if o.status.success() => {}
+        Ok(o) => {
+            eprintln!("skipping {script}: {}", String::from_utf8_lossy(&o.stderr));
+            return None;
+        }
+        Err(e) => {
+            eprintln!("skipping {script}: no python ({e})");
+            return None;
+        }
+    }
+    let o = Command::new("python")
+        .arg(repo().join("tests/python").join(script))
+        .args(args)
+        .output()
+        .expect("run python");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(o.status.success(), "{script} failed:\n{text}");
+    Some(text)
+}
+
+/// Parses a YAML file with PyYAML into JSON (None when PyYAML is missing).
+pub fn yaml_as_json(path: &Path) -> Option<serde_json::Value> {
+    let o = Command::new("python")
+        .args([
+            "-c",
+            "import json, sys, yaml; json.dump(yaml.safe_load(open(sys.argv[1])), sys.stdout)",
+        ])
+        .arg(path)
+        .output()
+        .ok()?;
+    if !o.status.success() {
+        eprintln!(
+            "skipping YAML check: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        return None;
+    }
+    Some(serde_json::from_slice(&o.stdout).unwrap())
+}

@@ -110,6 +110,9 @@ fn ordered_map<S: Serializer, V: Serialize>(
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Packed {
     pub instructions: InstructionsFile,
+    /// For each unit that got instructions, in order: its id and the range of
+    /// `instructions.data` that holds them (so callers can split by unit without renumbering).
+    pub unit_ranges: Vec<(String, std::ops::Range<usize>)>,
     /// Units with kept images but no answer at all: not errors, but worth a count in reports.
     pub unanswered: Vec<String>,
     /// Stage `pack`: answers for unknown units, answers without any pair, units without images.
@@ -167,6 +170,7 @@ pub fn build_instructions(
     }
 
     let mut data = Vec::new();
+    let mut unit_ranges = Vec::new();
     let mut unanswered = Vec::new();
     let mut seen = HashSet::new();
     for unit in units {
@@ -205,7 +209,8 @@ pub fn build_instructions(
             }
             pairs.extend(found);
         }
-        let first = data.len() + 1;
+        let start = data.len();
+        let first = start + 1;
         let ids: Vec<String> = (first..first + pairs.len())
             .map(|n| instruction_id(code, n))
             .collect();
@@ -226,9 +231,13 @@ pub fn build_instructions(
                 },
             ));
         }
+        if data.len() > start {
+            unit_ranges.push((id.to_string(), start..data.len()));
+        }
     }
     Packed {
         instructions: InstructionsFile { meta, data },
+        unit_ranges,
         unanswered,
         rejects,
     }
@@ -245,11 +254,11 @@ fn json_bytes<T: Serialize>(value: &T) -> Vec<u8> {
 /// returns their paths. The same `instructions` always give the same bytes.
 pub fn write_instructions(
     dir: &Path,
-    code: Code,
+    stem: &str,
     instructions: &InstructionsFile,
 ) -> Result<(PathBuf, PathBuf)> {
-    let ins_path = dir.join(format!("{code}_instructions.json"));
-    let train_path = dir.join(format!("{code}_train.json"));
+    let ins_path = dir.join(format!("{stem}_instructions.json"));
+    let train_path = dir.join(format!("{stem}_train.json"));
     crate::atomic::write(&ins_path, &json_bytes(instructions))?;
     crate::atomic::write(&train_path, &json_bytes(&instructions.train()))?;
     Ok((ins_path, train_path))
@@ -373,7 +382,7 @@ mod tests {
     fn files_have_the_release_shape_and_stable_bytes() {
         let dir = tempfile::tempdir().unwrap();
         let packed = sample();
-        let (ins, train) = write_instructions(dir.path(), Code::DC, &packed.instructions).unwrap();
+        let (ins, train) = write_instructions(dir.path(), "DC", &packed.instructions).unwrap();
         assert!(ins.ends_with("DC_instructions.json") && train.ends_with("DC_train.json"));
         let ins_bytes = std::fs::read(&ins).unwrap();
         let train_bytes = std::fs::read(&train).unwrap();
@@ -404,7 +413,7 @@ mod tests {
         assert!(positions.windows(2).all(|w| w[0] < w[1]), "{positions:?}");
 
         // Rewriting gives the same bytes.
-        write_instructions(dir.path(), Code::DC, &sample().instructions).unwrap();
+        write_instructions(dir.path(), "DC", &sample().instructions).unwrap();
         assert_eq!(std::fs::read(&ins).unwrap(), ins_bytes);
         assert_eq!(std::fs::read(&train).unwrap(), train_bytes);
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);

@@ -11,7 +11,10 @@ pub mod pack;
 pub mod scan;
 
 pub fn is_built(stage: Stage) -> bool {
-    matches!(stage, Stage::Scan | Stage::Keyframes | Stage::Metadata)
+    matches!(
+        stage,
+        Stage::Scan | Stage::Keyframes | Stage::Metadata | Stage::Pack
+    )
 }
 
 /// Why a built stage has nothing to do for this scenario, if so.
@@ -29,6 +32,7 @@ pub fn run(stage: Stage, ctx: &StageContext) -> Result<StageOutput> {
         Stage::Scan => scan::run(ctx),
         Stage::Keyframes => keyframes::run(ctx),
         Stage::Metadata => metadata::run(ctx),
+        Stage::Pack => pack::run(ctx),
         other => Err(Error::NotBuilt {
             what: format!("the {} stage", other.name()),
         }),

@@ -1,46 +1,222 @@
-//! Stage 6, pack: trainer-ready shards and the trainer's `data.yaml`.
+//! Stage 6, pack: trainer-ready shards from the kept frames and the Syphus answers.
+//!
+//! - `{CODE}.parquet`: the images, base64 with the image id as the pandas index (what Otter's
+//!   loader reads), or parts `{CODE}-00000-of-000NN.parquet` of at most `pack.max_part_bytes`,
+//!   split by unit so that each part is self-contained;
+//! - `{CODE}_instructions.json` / `{CODE}_train.json` (per part: `{part stem}_instructions.json`);
+//! - `OUT/data.yaml`, written by the pipeline from the manifest.
+//!
+//! Instruction ids are numbered once over the whole scenario (units in id order, then answers in
+//! file order, then pairs in text order) and never renumbered per part, so they are unique across
+//! parts and stable under a change of part size.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use crate::config::Code;
-use crate::error::Result;
-use crate::manifest::Manifest;
+use crate::error::{Error, Result};
+use crate::manifest::{Counts, Manifest};
+use crate::pipeline::{StageContext, StageOutput};
+use crate::shards::{self, InstructionsFile, Meta, UnitImages};
 
-/// `OUT/data.yaml`: every packed scenario under its trainer group, paths relative to the
-/// folder the trainer is started from being OUT's parent is not assumed: they are relative to OUT.
-pub fn write_data_yaml(out: &Path, manifest: &Manifest) -> Result<()> {
-    let mut groups: std::collections::BTreeMap<&str, Vec<String>> = Default::default();
-    for (code, entry) in &manifest.scenarios {
-        if !entry.stages.contains_key("pack") {
-            continue;
+pub fn run(ctx: &StageContext) -> Result<StageOutput> {
+    let scenario = ctx.scenario;
+    let code = scenario.code;
+    let units = crate::tables::read_units(&super::units_path(ctx))?;
+    let frames = crate::tables::read_frames(&super::frames_path(ctx))?;
+
+    // Frames of each unit in time order (frames.parquet is already in unit, then index order).
+    let mut by_unit: BTreeMap<&str, Vec<&crate::model::FrameRecord>> = BTreeMap::new();
+    for f in &frames {
+        by_unit.entry(f.unit_id.as_str()).or_default().push(f);
+    }
+    let file_of: BTreeMap<&str, &str> = frames
+        .iter()
+        .map(|f| (f.image_id.as_str(), f.file.as_str()))
+        .collect();
+    let bytes_of: BTreeMap<&str, u64> = frames
+        .iter()
+        .map(|f| (f.image_id.as_str(), f.bytes))
+        .collect();
+    let unit_images: Vec<UnitImages> = units
+        .iter()
+        .map(|u| UnitImages {
+            unit_id: u.id.clone(),
+            image_ids: by_unit
+                .get(u.id.as_str())
+                .map(|v| v.iter().map(|f| f.image_id.clone()).collect())
+                .unwrap_or_default(),
+        })
+        .filter(|u| !u.image_ids.is_empty())
+        .collect();
+
+    let mut rejects = Vec::new();
+    let mut answers = Vec::new();
+    let answer_files: Vec<String> = scenario
+        .answers
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    for path in &scenario.answers {
+        let (a, r) = shards::read_answers(path)?;
+        answers.extend(a);
+        rejects.extend(r.into_iter().map(|mut r| {
+            if r.path.is_empty() {
+                r.path = path.display().to_string();
+            }
+            r
+        }));
+    }
+    if scenario.answers.is_empty() {
+        tracing::warn!(
+            "{code}: no Syphus answers (pack.answers or --answers): writing the images only"
+        );
+    }
+    let packed = shards::build_instructions(
+        code,
+        &unit_images,
+        &answers,
+        Meta::with_author(&scenario.config.pack.author),
+    );
+    rejects.extend(packed.rejects.into_iter().map(|mut r| {
+        if r.path.is_empty() {
+            r.path = answer_files.join(", ");
         }
+        r
+    }));
+
+    // Parts: units in order, each part's size estimated from the base64 of its images.
+    let sizes: Vec<u64> = unit_images
+        .iter()
+        .map(|u| {
+            u.image_ids
+                .iter()
+                .map(|id| shards::base64_len(bytes_of[id.as_str()]))
+                .sum()
+        })
+        .collect();
+    let plan = shards::plan_parts(&sizes, scenario.config.pack.max_part_bytes);
+    let names = shards::part_names(code, plan.len().max(1));
+    let ranges: BTreeMap<&str, std::ops::Range<usize>> = packed
+        .unit_ranges
+        .iter()
+        .map(|(id, r)| (id.as_str(), r.clone()))
+        .collect();
+
+    let mut outputs = Vec::new();
+    let parts = if plan.is_empty() {
+        vec![Vec::new()]
+    } else {
+        plan
+    };
+    for (part, name) in parts.iter().zip(&names) {
+        let stem = name.trim_end_matches(".parquet");
+        let mut image_ids = BTreeSet::new();
+        let mut data = Vec::new();
+        for &i in part {
+            let unit = &unit_images[i];
+            image_ids.extend(unit.image_ids.iter().map(String::as_str));
+            if let Some(r) = ranges.get(unit.unit_id.as_str()) {
+                data.extend(packed.instructions.data[r.clone()].iter().cloned());
+            }
+        }
+        let mut rows = Vec::with_capacity(image_ids.len());
+        for id in image_ids {
+            let path = ctx.dir.join(file_of[id]);
+            let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+            rows.push((id.to_string(), bytes));
+        }
+        let parquet = ctx.dir.join(name);
+        shards::write_images_parquet(&parquet, &rows)?;
+        outputs.push(parquet);
+        let file = InstructionsFile {
+            meta: packed.instructions.meta.clone(),
+            data,
+        };
+        let (ins, train) = shards::write_instructions(&ctx.dir, stem, &file)?;
+        outputs.push(ins);
+        outputs.push(train);
+    }
+    remove_stale_parts(&ctx.dir, code, &names)?;
+    Ok(StageOutput {
+        counts: Counts {
+            ok: packed.instructions.data.len() as u64,
+            rejected: 0,
+            skipped: packed.unanswered.len() as u64,
+        },
+        outputs,
+        rejects,
+    })
+}
+
+/// Removes shard files of an earlier pack with another number of parts, after the new ones are
+/// written (so a crash never leaves a scenario with no shards at all).
+fn remove_stale_parts(dir: &Path, code: Code, current: &[String]) -> Result<()> {
+    let keep: BTreeSet<String> = current
+        .iter()
+        .flat_map(|name| {
+            let stem = name.trim_end_matches(".parquet");
+            [
+                name.clone(),
+                format!("{stem}_instructions.json"),
+                format!("{stem}_train.json"),
+            ]
+        })
+        .collect();
+    let prefix = code.as_str();
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io(dir, e))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let ours = name == format!("{prefix}.parquet")
+            || name == format!("{prefix}_instructions.json")
+            || name == format!("{prefix}_train.json")
+            || (name.starts_with(&format!("{prefix}-")) && name.contains("-of-"));
+        if ours && !keep.contains(&name) {
+            std::fs::remove_file(entry.path()).map_err(|e| Error::io(entry.path(), e))?;
+        }
+    }
+    Ok(())
+}
+
+/// `OUT/data.yaml`: every packed scenario (one entry per part) under its trainer group. Paths are
+/// relative to OUT, so the file is the same wherever OUT lives: start the trainer from OUT, or
+/// prefix the paths.
+pub fn write_data_yaml(out: &Path, manifest: &Manifest) -> Result<()> {
+    let mut groups: BTreeMap<&str, String> = BTreeMap::new();
+    for (code, entry) in &manifest.scenarios {
+        let Some(pack) = entry.stages.get("pack") else {
+            continue;
+        };
         let group = serde_json::from_value::<Code>(serde_json::Value::String(code.clone()))
             .map(Code::data_group)
             .unwrap_or("IMAGE_TEXT");
-        let mut parts: Vec<&str> = entry.stages["pack"]
+        let parts: Vec<&str> = pack
             .outputs
             .iter()
             .map(|o| o.path.as_str())
             .filter(|p| p.ends_with(".parquet") && !p.contains("/rejects/"))
             .collect();
-        parts.sort();
-        let images = if parts.len() == 1 {
-            parts[0].to_string()
-        } else {
-            format!("{code}/{code}-*.parquet")
-        };
-        groups.entry(group).or_default().push(format!(
-            "  {code}:\n    mimicit_path: {code}/{code}_instructions.json\n    images_path: {images}\n    train_config_path: {code}/{code}_train.json\n    num_samples: -1\n"
-        ));
+        let text = groups.entry(group).or_default();
+        for (i, images) in parts.iter().enumerate() {
+            let stem = images.trim_end_matches(".parquet");
+            let key = if parts.len() == 1 {
+                code.clone()
+            } else {
+                format!("{code}_{i:05}")
+            };
+            text.push_str(&format!(
+                "  {key}:\n    mimicit_path: {stem}_instructions.json\n    images_path: {images}\n    train_config_path: {stem}_train.json\n    num_samples: -1\n"
+            ));
+        }
     }
-    let mut yaml =
-        String::from("# Training data for Otter-style loaders; paths are relative to this file.\n");
+    let mut yaml = String::from(
+        "# Training data for Otter-style loaders. Paths are relative to this folder.\n",
+    );
     for (group, entries) in groups {
         yaml.push_str(group);
         yaml.push_str(":\n");
-        for e in entries {
-            yaml.push_str(&e);
-        }
+        yaml.push_str(&entries);
     }
     crate::atomic::write(&out.join("data.yaml"), yaml.as_bytes())
 }

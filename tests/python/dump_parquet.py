@@ -19,6 +19,8 @@ def clean(v):
 
 def main() -> int:
     df = pd.read_parquet(sys.argv[1])
+    if df.index.name is not None:  # a restored pandas index (the images parquet) becomes a column
+        df = df.reset_index()
     rows = [{k: clean(v) for k, v in row.items()} for row in df.to_dict(orient="records")]
     json.dump(rows, sys.stdout)
     return 0

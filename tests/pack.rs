@@ -1,0 +1,146 @@
+//! The pack stage end to end: what the trainer reads, checked with the trainer's own readers.
+
+mod util;
+
+use util::*;
+
+fn check_packed(out: &std::path::Path) {
+    let yaml = yaml_as_json(&out.join("data.yaml"));
+    if let Some(yaml) = &yaml {
+        assert_valid("data_yaml.schema.json", yaml, "data.yaml");
+        for entries in yaml.as_object().unwrap().values() {
+            for entry in entries.as_object().unwrap().values() {
+                let ins = read_json(&out.join(entry["mimicit_path"].as_str().unwrap()));
+                assert_valid("instructions.schema.json", &ins, "instructions");
+                let train = read_json(&out.join(entry["train_config_path"].as_str().unwrap()));
+                assert_valid("train.schema.json", &train, "train");
+                let images = out.join(entry["images_path"].as_str().unwrap());
+                if let Some(rows) = pandas_rows(&images) {
+                    for row in rows {
+                        assert_valid("images.schema.json", &row, "images row");
+                    }
+                }
+            }
+        }
+    }
+    if let Some(text) = python_check("check_trainer_files.py", &[out]) {
+        assert!(text.contains(" 0 failures"), "{text}");
+    }
+}
+
+#[test]
+fn demo_pack_is_what_the_trainer_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_demo(dir.path());
+    let o = mimicit(dir.path(), &["run", "scenarios/demo.toml", "--out", "out"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = dir.path().join("out");
+    check_packed(&out);
+    let ins = read_json(&out.join("DC/DC_instructions.json"));
+    let data = ins["data"].as_object().unwrap();
+    // 2 + 3 + 3 + 2 pairs in the demo answers, written in four different LLM styles.
+    assert_eq!(data.len(), 10);
+    let first = &data["DC_INS_00001"];
+    assert_eq!(
+        first["instruction"],
+        "What grows and dies in the first shot?"
+    );
+    assert_eq!(first["rel_ins_ids"], serde_json::json!(["DC_INS_00002"]));
+    assert_eq!(first["image_ids"][0], "DC_IMG_v_demo_garden_0000");
+}
+
+#[test]
+fn small_parts_are_self_contained_and_ids_stay_global() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_demo(dir.path());
+    let o = mimicit(
+        dir.path(),
+        &[
+            "run",
+            "scenarios/demo.toml",
+            "--out",
+            "out",
+            "--set",
+            "pack.max_part_bytes=300000",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = dir.path().join("out");
+    let mut parts: Vec<String> = std::fs::read_dir(out.join("DC"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".parquet") && n.starts_with("DC-"))
+        .collect();
+    parts.sort();
+    assert!(parts.len() >= 2, "expected several parts: {parts:?}");
+    assert!(parts[0].starts_with("DC-00000-of-"), "{parts:?}");
+    assert!(!out.join("DC/DC.parquet").exists());
+    check_packed(&out);
+    // Instruction ids across parts are the same ids as in a one-part run, not renumbered.
+    let mut all = Vec::new();
+    for p in &parts {
+        let stem = p.trim_end_matches(".parquet");
+        let ins = read_json(&out.join(format!("DC/{stem}_instructions.json")));
+        all.extend(ins["data"].as_object().unwrap().keys().cloned());
+    }
+    all.sort();
+    let expected: Vec<String> = (1..=10).map(|n| format!("DC_INS_{n:05}")).collect();
+    assert_eq!(all, expected);
+
+    // Back to one part: the old parts go away.
+    let o = mimicit(dir.path(), &["pack", "scenarios/demo.toml", "--out", "out"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(out.join("DC/DC.parquet").exists());
+    for p in &parts {
+        assert!(!out.join("DC").join(p).exists(), "{p} left behind");
+    }
+    check_packed(&out);
+}
+
+#[test]
+fn answers_for_unknown_units_and_unparsable_answers_are_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_demo(dir.path());
+    let extra = dir.path().join("extra.jsonl");
+    std::fs::write(
+        &extra,
+        concat!(
+            "{\"id\": \"v_nobody\", \"results\": \"Question: who?\\nAnswer: nobody.\"}\n",
+            "{\"id\": \"v_demo_studio\", \"results\": \"I cannot write questions about this video.\"}\n",
+            "{not json\n",
+        ),
+    )
+    .unwrap();
+    let o = mimicit(
+        dir.path(),
+        &[
+            "run",
+            "scenarios/demo.toml",
+            "--out",
+            "out",
+            "--set",
+            &format!(
+                "pack.answers=[\"{}\", \"{}\"]",
+                dir.path().join("demo/answers/valid_output.json").display(),
+                extra.display()
+            ),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    let out = dir.path().join("out");
+    let rejects = pandas_rows(&out.join("DC/rejects/pack.parquet"));
+    if let Some(rows) = rejects {
+        assert_eq!(rows.len(), 3, "{rows:?}");
+        let text = serde_json::to_string(&rows).unwrap();
+        assert!(
+            text.contains("v_nobody") && text.contains("unknown unit"),
+            "{text}"
+        );
+        assert!(text.contains("cannot write questions"), "{text}");
+        assert!(text.contains("extra.jsonl"), "{text}");
+    }
+    // The good answers are all packed.
+    let ins = read_json(&out.join("DC/DC_instructions.json"));
+    assert_eq!(ins["data"].as_object().unwrap().len(), 10);
+    check_packed(&out);
+}
