@@ -1,8 +1,6 @@
 //! The pack stage end to end: what the trainer reads, checked with the trainer's own readers.
 
-mod util;
-
-use util::*;
+use crate::util::*;
 
 fn check_packed(out: &std::path::Path) {
     let yaml = yaml_as_json(&out.join("data.yaml"));
