@@ -98,6 +98,9 @@ pub enum Command {
     /// Re-hash every output listed in OUT/manifest.json.
     #[command(after_help = "Example:\n  mimicit verify out")]
     Verify(OutArgs),
+    /// Print the native stack this binary runs with (FFmpeg, libtorch, CUDA) as JSON.
+    #[command(after_help = "Example:\n  mimicit doctor")]
+    Doctor,
     /// Write OUT/report/index.html for a run.
     #[command(after_help = "Example:\n  mimicit report out")]
     Report(OutArgs),
@@ -267,6 +270,20 @@ pub fn execute(cli: Cli) -> Result<i32> {
             }
         }
         Command::Report(_) => not_built("`mimicit report`"),
+        Command::Doctor => {
+            let (avcodec, avformat, avutil) = crate::video::library_versions();
+            let report = serde_json::json!({
+                "mimicit": env!("CARGO_PKG_VERSION"),
+                "ffmpeg": {"avcodec": avcodec, "avformat": avformat, "avutil": avutil},
+                "torch": crate::features::torch_report(),
+                "threads": rayon::current_num_threads(),
+            });
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&report).expect("serialisable")
+            );
+            Ok(EXIT_OK)
+        }
     }
 }
 

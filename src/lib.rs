@@ -21,6 +21,7 @@ pub mod cli;
 pub mod config;
 pub mod corpus;
 pub mod error;
+pub mod features;
 pub mod frames;
 pub mod imaging;
 pub mod manifest;

@@ -340,3 +340,21 @@ fn bad_items_are_rejected_and_the_rest_is_processed() {
         .join("out/DC/rejects/keyframes.parquet")
         .is_file());
 }
+
+#[test]
+fn doctor_reports_the_native_stack() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = mimicit(dir.path(), &["doctor", "--threads", "2"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_valid("doctor.schema.json", &report, "doctor stdout");
+    assert_eq!(report["threads"], 2);
+    // Debian 12 ships FFmpeg 5.1: libavcodec 59.
+    assert!(
+        report["ffmpeg"]["avcodec"]
+            .as_str()
+            .unwrap()
+            .starts_with("59."),
+        "{report}"
+    );
+}

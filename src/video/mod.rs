@@ -33,6 +33,18 @@ pub const MAX_PIXELS: u64 = 16384 * 16384;
 const SEEK_THRESHOLD_S: f64 = 2.0;
 
 /// Initialises FFmpeg once per process and quiets its logging (errors are returned, not printed).
+/// The FFmpeg libraries this binary runs with: `(libavcodec, libavformat, libavutil)` versions
+/// as `major.minor.micro`.
+pub fn library_versions() -> (String, String, String) {
+    init();
+    let v = |n: u32| format!("{}.{}.{}", n >> 16, (n >> 8) & 0xff, n & 0xff);
+    (
+        v(ffmpeg::codec::version()),
+        v(ffmpeg::format::version()),
+        v(ffmpeg::util::version()),
+    )
+}
+
 pub fn init() {
     static INIT: Once = Once::new();
     INIT.call_once(|| {
