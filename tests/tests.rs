@@ -358,3 +358,43 @@ fn doctor_reports_the_native_stack() {
         "{report}"
     );
 }
+
+#[test]
+fn frames_extracts_good_videos_and_names_bad_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let videos = dir.path().join("videos");
+    copy_tree(&repo().join("demo/videos"), &videos);
+    std::fs::write(videos.join("broken.mkv"), [0x1a, 0x45, 0xdf, 0xa3, 1, 2, 3]).unwrap();
+    let o = mimicit(
+        dir.path(),
+        &[
+            "frames", "videos", "--out", "frames", "--fps", "2", "--width", "64", "--height", "48",
+            "--format", "jpeg",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(stderr(&o).contains("broken.mkv"), "{}", stderr(&o));
+    let lines = std::fs::read_to_string(dir.path().join("frames/frames.jsonl")).unwrap();
+    let mut per_video = std::collections::BTreeMap::new();
+    for line in lines.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_valid("frames_jsonl.schema.json", &v, "frames.jsonl");
+        let file = dir.path().join("frames").join(v["file"].as_str().unwrap());
+        let img = image::open(&file).unwrap();
+        assert_eq!((img.width(), img.height()), (64, 48));
+        *per_video
+            .entry(v["video"].as_str().unwrap().to_string())
+            .or_insert(0) += 1;
+    }
+    // 2 fps over clips of 4 to 6 seconds: every good clip, none of the broken one.
+    assert_eq!(per_video.len(), 4, "{per_video:?}");
+    assert!(
+        per_video.values().all(|&n| (8..=12).contains(&n)),
+        "{per_video:?}"
+    );
+    if let Some(rows) = pandas_rows(&dir.path().join("frames/rejects.parquet")) {
+        assert_eq!(rows.len(), 1);
+        assert_valid("rejects.schema.json", &rows[0], "rejects.parquet");
+        assert!(rows[0]["path"].as_str().unwrap().ends_with("broken.mkv"));
+    }
+}
