@@ -398,3 +398,49 @@ fn frames_extracts_good_videos_and_names_bad_ones() {
         assert!(rows[0]["path"].as_str().unwrap().ends_with("broken.mkv"));
     }
 }
+
+#[test]
+fn unwritable_output_is_an_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_demo(dir.path());
+    std::fs::write(dir.path().join("taken"), b"a file, not a folder").unwrap();
+    let o = mimicit(
+        dir.path(),
+        &["run", "scenarios/demo.toml", "--out", "taken"],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("taken"), "{}", stderr(&o));
+}
+
+#[test]
+fn progress_jsonl_is_one_json_object_per_line() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_demo(dir.path());
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_mimicit"))
+        .args([
+            "run",
+            "scenarios/demo.toml",
+            "--out",
+            "out",
+            "--progress",
+            "jsonl",
+            "-q",
+        ])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let events: Vec<serde_json::Value> = stderr(&o)
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(events
+        .iter()
+        .any(|e| e["event"] == "finish" && e["stage"] == "keyframes" && e["done"] == 4));
+    assert!(
+        stdout(&o).is_empty(),
+        "stdout must stay clean: {}",
+        stdout(&o)
+    );
+}
