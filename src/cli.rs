@@ -137,6 +137,17 @@ pub struct PackArgs {
     /// Syphus answer files (valid_output.json or JSONL), added to pack.answers.
     #[arg(long, value_name = "FILE")]
     pub answers: Vec<PathBuf>,
+    /// Output formats besides the images parquet: `wds` adds WebDataset tars (pack.webdataset).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub format: Vec<PackFormat>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PackFormat {
+    /// The images parquet and instruction files (always written).
+    Parquet,
+    /// WebDataset tar shards.
+    Wds,
 }
 
 #[derive(Debug, Args)]
@@ -247,7 +258,12 @@ pub fn execute(cli: Cli) -> Result<i32> {
         }
         Command::Features(a) => run_stages(&a, vec![Stage::Features], true, progress, &[]),
         Command::Metadata(a) => run_stages(&a, vec![Stage::Metadata], true, progress, &[]),
-        Command::Pack(a) => run_stages(&a.stage, vec![Stage::Pack], true, progress, &a.answers),
+        Command::Pack(mut a) => {
+            if a.format.contains(&PackFormat::Wds) {
+                a.stage.set.push("pack.webdataset=true".into());
+            }
+            run_stages(&a.stage, vec![Stage::Pack], true, progress, &a.answers)
+        }
         Command::Frames(a) => frames(&a),
         Command::Embed(_) => not_built("`mimicit embed`"),
         Command::Verify(a) => {

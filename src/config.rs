@@ -362,6 +362,32 @@ pub struct PackConfig {
     /// `meta.author` of the instructions file.
     #[serde(default = "author")]
     pub author: String,
+    /// Also write WebDataset tar shards under `OUT/{CODE}/wds/`.
+    #[serde(default)]
+    pub webdataset: bool,
+    /// One WebDataset sample per unit (all its frames) or per image.
+    #[serde(default = "wds_per_unit")]
+    pub wds_sample: WdsSample,
+    /// Most samples in one tar shard.
+    #[serde(default = "wds_samples")]
+    pub wds_max_samples: u64,
+    /// Largest tar shard in bytes (a single larger sample gets a shard of its own).
+    #[serde(default = "gib")]
+    pub wds_max_bytes: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WdsSample {
+    Unit,
+    Image,
+}
+
+fn wds_per_unit() -> WdsSample {
+    WdsSample::Unit
+}
+fn wds_samples() -> u64 {
+    10_000
 }
 
 fn gib() -> u64 {
@@ -381,6 +407,10 @@ impl Default for PackConfig {
             max_part_bytes: gib(),
             rel_ins: unit_rel(),
             author: author(),
+            webdataset: false,
+            wds_sample: wds_per_unit(),
+            wds_max_samples: wds_samples(),
+            wds_max_bytes: gib(),
         }
     }
 }
@@ -561,6 +591,12 @@ impl Scenario {
             return bad(
                 "pack.max_part_bytes",
                 "must be between 1 and 2147483648 (2 GiB)",
+            );
+        }
+        if c.pack.wds_max_samples == 0 || c.pack.wds_max_bytes == 0 {
+            return bad(
+                "pack.wds_max_samples",
+                "wds_max_samples and wds_max_bytes must be at least 1",
             );
         }
         if c.pack.rel_ins != "unit" {

@@ -142,3 +142,71 @@ fn answers_for_unknown_units_and_unparsable_answers_are_rejected() {
     assert_eq!(ins["data"].as_object().unwrap().len(), 10);
     check_packed(&out);
 }
+
+#[test]
+fn webdataset_shards_read_with_the_webdataset_package() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_demo(dir.path());
+    let o = mimicit(dir.path(), &["run", "scenarios/demo.toml", "--out", "out"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let wds = dir.path().join("out/DC/wds");
+    let index = read_json(&wds.join("index.json"));
+    assert_valid("wds_index.schema.json", &index, "wds/index.json");
+    // The demo asks for 2 samples per shard: 4 clips, 2 shards.
+    assert_eq!(index["shards"].as_array().unwrap().len(), 2);
+    if let Some(text) = python_check("read_webdataset.py", &[&wds]) {
+        let start = text.find('{').unwrap();
+        let end = text.rfind('}').unwrap();
+        let read: serde_json::Value = serde_json::from_str(&text[start..=end]).unwrap();
+        let samples = read["samples"].as_array().unwrap();
+        assert_eq!(samples.len(), 4);
+        for s in samples {
+            assert!(!s["key"].as_str().unwrap().contains('.'));
+            assert_valid("wds_sample.schema.json", &s["json"], "sample json");
+            let n_images = s["json"]["image_ids"].as_array().unwrap().len();
+            let members = s["members"].as_array().unwrap();
+            assert_eq!(members.len(), n_images + 1, "{s}");
+        }
+        let kitchen = samples
+            .iter()
+            .find(|s| s["key"] == "v_demo_kitchen")
+            .unwrap();
+        assert_eq!(kitchen["json"]["instructions"].as_array().unwrap().len(), 3);
+    }
+
+    // Per image: one sample per frame; turning webdataset off removes the folder.
+    let o = mimicit(
+        dir.path(),
+        &[
+            "pack",
+            "scenarios/demo.toml",
+            "--out",
+            "out",
+            "--set",
+            "pack.wds_sample=image",
+            "--set",
+            "pack.wds_max_samples=100",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let index = read_json(&wds.join("index.json"));
+    assert_eq!(index["sample"], "image");
+    assert_eq!(index["shards"][0]["samples"], 20);
+    assert!(
+        !wds.join("DC-000001.tar").exists(),
+        "stale shard left behind"
+    );
+    let o = mimicit(
+        dir.path(),
+        &[
+            "pack",
+            "scenarios/demo.toml",
+            "--out",
+            "out",
+            "--set",
+            "pack.webdataset=false",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(!wds.exists());
+}

@@ -416,7 +416,7 @@ fn unwritable_output_is_an_error_naming_it() {
 fn progress_jsonl_is_one_json_object_per_line() {
     let dir = tempfile::tempdir().unwrap();
     copy_demo(dir.path());
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_mimicit"))
+    let o = std::process::Command::new(binary())
         .args([
             "run",
             "scenarios/demo.toml",

@@ -8,9 +8,17 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The binary under test: cargo's, or `MIMICIT_BIN` (to run the suite against a release or an
+/// installed build).
+pub fn binary() -> PathBuf {
+    std::env::var_os("MIMICIT_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_mimicit")))
+}
+
 /// Runs `mimicit ARGS` in `cwd` with progress off.
 pub fn mimicit(cwd: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mimicit"))
+    Command::new(binary())
         .args(args)
         .arg("--progress=none")
         .current_dir(cwd)

@@ -4,11 +4,13 @@
 //!
 //! - [`answers`]: reading Syphus answer files and splitting their text into question/answer pairs;
 //! - [`instructions`]: numbering the pairs into instruction ids and writing the two JSON files;
-//! - [`images`]: the images parquet, its pandas metadata, and the split into parts.
+//! - [`images`]: the images parquet, its pandas metadata, and the split into parts;
+//! - [`webdataset`]: tar shards for WebDataset loaders.
 
 pub mod answers;
 pub mod images;
 pub mod instructions;
+pub mod webdataset;
 
 pub use answers::{read_answers, split_pairs, Answer, QaPair};
 pub use images::{base64_len, part_names, plan_parts, write_images_parquet};

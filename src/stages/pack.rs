@@ -138,6 +138,20 @@ pub fn run(ctx: &StageContext) -> Result<StageOutput> {
         outputs.push(train);
     }
     remove_stale_parts(&ctx.dir, code, &names)?;
+    if scenario.config.pack.webdataset {
+        let unit_of: BTreeMap<&str, &crate::model::Unit> =
+            units.iter().map(|u| (u.id.as_str(), u)).collect();
+        outputs.extend(write_webdataset(
+            ctx,
+            &unit_images,
+            &unit_of,
+            &frames,
+            &packed.instructions,
+            &ranges,
+        )?);
+    } else {
+        remove_webdataset(&ctx.dir)?;
+    }
     Ok(StageOutput {
         counts: Counts {
             ok: packed.instructions.data.len() as u64,
@@ -147,6 +161,134 @@ pub fn run(ctx: &StageContext) -> Result<StageOutput> {
         outputs,
         rejects,
     })
+}
+
+/// `OUT/{CODE}/wds/{CODE}-{i:06}.tar` and `index.json`: one sample per unit (its frames in time
+/// order as `{key}.{i:04}.{ext}`, and `{key}.json` with ids, timestamps, annotation and the
+/// unit's instructions) or per image (`{key}.{ext}`, `{key}.json`).
+fn write_webdataset(
+    ctx: &StageContext,
+    unit_images: &[UnitImages],
+    unit_of: &BTreeMap<&str, &crate::model::Unit>,
+    frames: &[crate::model::FrameRecord],
+    instructions: &InstructionsFile,
+    ranges: &BTreeMap<&str, std::ops::Range<usize>>,
+) -> Result<Vec<std::path::PathBuf>> {
+    use shards::webdataset::{plan_shards, sample_key, shard_name, tar_size, write_shard, Sample};
+    let cfg = &ctx.scenario.config.pack;
+    let code = ctx.scenario.code;
+    let frame_of: BTreeMap<&str, &crate::model::FrameRecord> =
+        frames.iter().map(|f| (f.image_id.as_str(), f)).collect();
+    let ext =
+        |f: &crate::model::FrameRecord| f.file.rsplit('.').next().unwrap_or("png").to_string();
+    // (key, json, frames) per sample, in order; the image bytes are read when the shard is written.
+    let mut plan: Vec<(String, Vec<u8>, Vec<&crate::model::FrameRecord>)> = Vec::new();
+    match cfg.wds_sample {
+        crate::config::WdsSample::Unit => {
+            for u in unit_images {
+                let fs: Vec<_> = u.image_ids.iter().map(|id| frame_of[id.as_str()]).collect();
+                let ins: Vec<_> = ranges
+                    .get(u.unit_id.as_str())
+                    .map(|r| {
+                        instructions.data[r.clone()]
+                            .iter()
+                            .map(|(id, i)| {
+                                serde_json::json!({"id": id, "instruction": i.instruction, "answer": i.answer})
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let json = serde_json::json!({
+                    "unit_id": u.unit_id,
+                    "image_ids": u.image_ids,
+                    "timestamps": fs.iter().map(|f| f.time_s).collect::<Vec<_>>(),
+                    "annotation": unit_of.get(u.unit_id.as_str()).map(|x| x.annotation.clone()),
+                    "instructions": ins,
+                });
+                plan.push((sample_key(&u.unit_id), json.to_string().into_bytes(), fs));
+            }
+        }
+        crate::config::WdsSample::Image => {
+            for f in frames {
+                let json = serde_json::json!({
+                    "image_id": f.image_id, "unit_id": f.unit_id, "index": f.index, "time_s": f.time_s,
+                });
+                plan.push((
+                    sample_key(&f.image_id),
+                    json.to_string().into_bytes(),
+                    vec![f],
+                ));
+            }
+            plan.sort_by(|a, b| a.0.cmp(&b.0));
+        }
+    }
+    let sizes: Vec<u64> = plan
+        .iter()
+        .map(|(_, json, fs)| {
+            let mut m: Vec<u64> = fs.iter().map(|f| f.bytes).collect();
+            m.push(json.len() as u64);
+            tar_size(&m)
+        })
+        .collect();
+    let per_unit = cfg.wds_sample == crate::config::WdsSample::Unit;
+    let load = |i: usize| -> Result<Sample> {
+        let (key, json, fs) = &plan[i];
+        let mut members = vec![("json".to_string(), json.clone())];
+        for (j, f) in fs.iter().enumerate() {
+            let path = ctx.dir.join(&f.file);
+            let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+            let name = if per_unit {
+                format!("{j:04}.{}", ext(f))
+            } else {
+                ext(f)
+            };
+            members.push((name, bytes));
+        }
+        Ok(Sample {
+            key: key.clone(),
+            members,
+        })
+    };
+    let dir = ctx.dir.join("wds");
+    let mut shards = Vec::new();
+    let mut outputs = Vec::new();
+    for (i, range) in plan_shards(&sizes, cfg.wds_max_samples, cfg.wds_max_bytes)
+        .into_iter()
+        .enumerate()
+    {
+        let path = dir.join(shard_name(code.as_str(), i));
+        shards.push(write_shard(&path, range, &load)?);
+        outputs.push(path);
+    }
+    let index = dir.join("index.json");
+    crate::atomic::write_json(
+        &index,
+        &serde_json::json!({
+            "format": "webdataset",
+            "sample": if per_unit { "unit" } else { "image" },
+            "shards": shards,
+        }),
+    )?;
+    outputs.push(index);
+    // Shards of an earlier, larger pack.
+    let keep: BTreeSet<String> = shards.iter().map(|s| s.shard.clone()).collect();
+    for entry in std::fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))? {
+        let entry = entry.map_err(|e| Error::io(&dir, e))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".tar") && !keep.contains(&name) {
+            std::fs::remove_file(entry.path()).map_err(|e| Error::io(entry.path(), e))?;
+        }
+    }
+    Ok(outputs)
+}
+
+/// Removes the WebDataset folder of an earlier pack that had `pack.webdataset` on.
+fn remove_webdataset(dir: &Path) -> Result<()> {
+    let wds = dir.join("wds");
+    match std::fs::remove_dir_all(&wds) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(&wds, e)),
+        _ => Ok(()),
+    }
 }
 
 /// Removes shard files of an earlier pack with another number of parts, after the new ones are
