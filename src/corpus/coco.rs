@@ -135,16 +135,21 @@ pub fn scan(scenario: &Scenario) -> Result<ScanResult> {
             }
         }
     }
+    // Captions of unknown images: one reject per image, not per caption.
+    let mut orphans: BTreeMap<u64, (usize, String)> = BTreeMap::new();
     for (image_id, caption, file) in captions {
         match images.get_mut(&image_id) {
             Some(info) => info.captions.push(caption),
-            None => result.rejects.push(Reject {
-                stage: STAGE.into(),
-                item: image_id.to_string(),
-                path: file,
-                error: format!("caption of image id {image_id}, which no images list has"),
-            }),
+            None => orphans.entry(image_id).or_insert((0, file)).0 += 1,
         }
+    }
+    for (image_id, (n, file)) in orphans {
+        result.rejects.push(Reject {
+            stage: STAGE.into(),
+            item: image_id.to_string(),
+            path: file,
+            error: format!("{n} caption(s) of image id {image_id}, which no images list has"),
+        });
     }
     // Images that can be paired: boxes and a file.
     let mut usable: Vec<(u64, &ImageInfo, BTreeSet<u64>)> = Vec::new();

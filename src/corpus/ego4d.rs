@@ -18,7 +18,7 @@
 //!
 //! Syphus entry (one clip of `processed_all_anns.json`): `{"video", "start", "end",
 //! "narrations": [{"time", "text", "object_description": []}]}`, `time` in seconds from the clip
-//! start (3 decimals). Message: per narration, `timestamp: {time rounded}` / `description: {text}`
+//! start (3 decimals). Message: per narration, `timestamp: {time rounded, ties to even}` / `description: {text}`
 //! / `objects: {a; b; c}` (only when object descriptions exist), blocks separated by a blank line.
 
 use std::collections::BTreeMap;
@@ -228,7 +228,7 @@ pub fn syphus_message(annotation: &Value) -> String {
                 .map(|n| {
                     let mut block = format!(
                         "timestamp: {}\ndescription: {}",
-                        n["time"].as_f64().unwrap_or(0.0).round() as i64,
+                        n["time"].as_f64().unwrap_or(0.0).round_ties_even() as i64,
                         n["text"].as_str().unwrap_or_default()
                     );
                     let objects: Vec<&str> = n["object_description"]
