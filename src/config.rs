@@ -103,6 +103,8 @@ pub struct ScenarioFile {
     pub features: FeaturesConfig,
     #[serde(default)]
     pub pack: PackConfig,
+    #[serde(default)]
+    pub corpus: CorpusConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -415,6 +417,42 @@ impl Default for PackConfig {
     }
 }
 
+/// Corpus-specific adapter settings (only Ego4D has any yet).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CorpusConfig {
+    /// E4D: length of a clip window, in seconds.
+    #[serde(default = "clip_seconds")]
+    pub clip_seconds: f64,
+    /// E4D: seconds between clip starts; default `clip_seconds` (windows side by side).
+    #[serde(default)]
+    pub clip_stride: Option<f64>,
+    /// E4D: drop the `#C` / `#O` / `#unsure` markers from narration texts.
+    #[serde(default)]
+    pub strip_markers: bool,
+    /// E4D: which narration pass to read, 1 or 2.
+    #[serde(default = "pass1")]
+    pub narration_pass: u8,
+}
+
+fn clip_seconds() -> f64 {
+    30.0
+}
+fn pass1() -> u8 {
+    1
+}
+
+impl Default for CorpusConfig {
+    fn default() -> Self {
+        CorpusConfig {
+            clip_seconds: clip_seconds(),
+            clip_stride: None,
+            strip_markers: false,
+            narration_pass: pass1(),
+        }
+    }
+}
+
 /// A scenario ready to run: parsed, overrides applied, paths resolved and checked.
 #[derive(Debug, Clone)]
 pub struct Scenario {
@@ -580,6 +618,17 @@ impl Scenario {
         }
         if !(1..=100).contains(&c.image.quality) {
             return bad("image.quality", "must be between 1 and 100");
+        }
+        if !(c.corpus.clip_seconds.is_finite() && c.corpus.clip_seconds > 0.0) {
+            return bad("corpus.clip_seconds", "must be a number above 0");
+        }
+        if let Some(stride) = c.corpus.clip_stride {
+            if !(stride.is_finite() && stride > 0.0) {
+                return bad("corpus.clip_stride", "must be a number above 0");
+            }
+        }
+        if !(1..=2).contains(&c.corpus.narration_pass) {
+            return bad("corpus.narration_pass", "must be 1 or 2");
         }
         if c.dedup.max_hamming > 64 {
             return bad("dedup.max_hamming", "must be between 0 and 64");
@@ -829,6 +878,9 @@ fps = 0.5
             ("image.width=0", "image.width"),
             ("pack.max_part_bytes=3000000000", "pack.max_part_bytes"),
             ("dedup.max_hamming=65", "dedup.max_hamming"),
+            ("corpus.clip_seconds=0", "corpus.clip_seconds"),
+            ("corpus.clip_stride=-1", "corpus.clip_stride"),
+            ("corpus.narration_pass=3", "corpus.narration_pass"),
         ] {
             let err = load(dir.path(), GOOD, &[set]).unwrap_err().to_string();
             assert!(err.contains(key), "{set}: {err}");

@@ -48,7 +48,7 @@ impl Stage {
     /// The config sections whose values change this stage's output.
     fn sections(self) -> &'static [&'static str] {
         match self {
-            Stage::Scan => &["source"],
+            Stage::Scan => &["source", "corpus"],
             Stage::Keyframes => &["keyframes", "image"],
             Stage::Dedup => &["dedup"],
             Stage::Features => &["features"],

@@ -172,11 +172,11 @@ fn check_outputs_against_schemas(out: &std::path::Path) {
             }
         }
     }
-    let messages = std::fs::read_to_string(out.join("DC/syphus/DC_messages.jsonl")).unwrap();
-    for line in messages.lines() {
-        let v: serde_json::Value = serde_json::from_str(line).unwrap();
-        assert_valid("syphus_messages.schema.json", &v, "DC_messages.jsonl line");
-    }
+    assert_valid(
+        "syphus_dense_captions.schema.json",
+        &read_json(&out.join("DC/syphus/dense_captions_train.json")),
+        "dense_captions_train.json",
+    );
 }
 
 #[test]
@@ -192,7 +192,12 @@ fn demo_run_is_complete_resumable_and_deterministic() {
 
     // The Syphus query holds exactly the four annotated clips.
     let query = read_json(&out1.join("DC/syphus/DC_query.json"));
-    let ids: Vec<&String> = query.as_object().unwrap().keys().collect();
+    let ids: Vec<&str> = query
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap())
+        .collect();
     assert_eq!(
         ids,
         [
@@ -257,7 +262,7 @@ fn demo_run_is_complete_resumable_and_deterministic() {
     let report: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_valid("verify.schema.json", &report, "verify stdout");
     assert_eq!(report["ok"], true);
-    std::fs::write(out1.join("DC/syphus/DC_query.json"), b"{}\n").unwrap();
+    std::fs::write(out1.join("DC/syphus/DC_query.json"), b"[]\n").unwrap();
     let o = mimicit(dir.path(), &["verify", "out1"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("DC_query.json"), "{}", stderr(&o));
@@ -330,7 +335,7 @@ fn bad_items_are_rejected_and_the_rest_is_processed() {
     );
     let query = read_json(&dir.path().join("out/DC/syphus/DC_query.json"));
     assert_eq!(
-        query.as_object().unwrap().len(),
+        query.as_array().unwrap().len(),
         4,
         "the good clips are all there"
     );

@@ -138,15 +138,15 @@ fn parse_entry(entry: &Value) -> std::result::Result<Entry, String> {
 }
 
 /// The user message Syphus sends for one DC unit: `timestamps: [[0, 19], [17, 60]]` (rounded
-/// to whole seconds) newline `sentences: ["...", ...]`.
+/// to whole seconds, ties to even as Python's `round`) newline `sentences: ["...", ...]`.
 pub fn syphus_message(annotation: &Value) -> String {
     let ts: Vec<String> = annotation["timestamps"]
         .as_array()
         .map(|a| {
             a.iter()
                 .map(|p| {
-                    let s = p[0].as_f64().unwrap_or(0.0).round() as i64;
-                    let e = p[1].as_f64().unwrap_or(0.0).round() as i64;
+                    let s = p[0].as_f64().unwrap_or(0.0).round_ties_even() as i64;
+                    let e = p[1].as_f64().unwrap_or(0.0).round_ties_even() as i64;
                     format!("[{s}, {e}]")
                 })
                 .collect()

@@ -11,7 +11,12 @@ use crate::config::{Code, Scenario};
 use crate::error::{Error, Result};
 use crate::model::{Reject, Unit};
 
+pub mod coco;
 pub mod dense_captions;
+pub mod ego4d;
+pub mod scannet;
+pub mod spot_diff;
+pub mod tvc;
 
 /// What a scan found.
 #[derive(Debug, Default)]
@@ -26,10 +31,211 @@ pub struct ScanResult {
 pub fn scan(scenario: &Scenario) -> Result<ScanResult> {
     match scenario.code {
         Code::DC => dense_captions::scan(scenario),
+        Code::CGD => coco::scan(scenario),
+        Code::SD => spot_diff::scan(scenario),
+        Code::SN => scannet::scan(scenario),
+        Code::E4D => ego4d::scan(scenario),
+        Code::TVC => tvc::scan(scenario),
         other => Err(Error::NotBuilt {
             what: format!("the corpus adapter for scenario {other}"),
         }),
     }
+}
+
+/// The user message Syphus sends for one unit of scenario `code`, made from the unit's
+/// annotation entry (FORMATS.md §4).
+pub fn syphus_message(code: Code, annotation: &serde_json::Value) -> Result<String> {
+    Ok(match code {
+        Code::DC => dense_captions::syphus_message(annotation),
+        Code::CGD => coco::syphus_message(annotation),
+        Code::SD => spot_diff::syphus_message(annotation),
+        Code::SN => scannet::syphus_message(annotation),
+        Code::E4D => ego4d::syphus_message(annotation),
+        Code::TVC => tvc::syphus_message(annotation),
+        other => {
+            return Err(Error::NotBuilt {
+                what: format!("Syphus messages for scenario {other}"),
+            })
+        }
+    })
+}
+
+/// How many annotation items (captions, sentences, descriptions, narrations) an entry holds,
+/// for the metadata summary.
+pub fn annotation_count(code: Code, annotation: &serde_json::Value) -> usize {
+    let len = |v: &serde_json::Value| v.as_array().map(Vec::len).unwrap_or(0);
+    match code {
+        Code::DC | Code::SD => len(&annotation["sentences"]),
+        Code::TVC => len(&annotation["descs"]),
+        Code::SN => len(&annotation["description"]),
+        Code::E4D => len(&annotation["narrations"]),
+        Code::CGD => annotation["sentences"]
+            .as_str()
+            .map(|s| s.lines().count())
+            .unwrap_or(0),
+        Code::VST | Code::LA => 0,
+    }
+}
+
+/// The annotation file in the layout Syphus's own loader reads for scenario `code`, built from
+/// the given units (in id order): its file name and bytes.
+///
+/// - DC `dense_captions_train.json`: `{video_id: {"timestamps", "sentences"}}`
+/// - TVC `tvc_train_release.jsonl`: one `{"vid_name", "descs": [{"desc"}]}` line per clip
+/// - SD `train.json`: `[{"img_id", "sentences"}, ...]`
+/// - CGD `csd_query.json`: `{pair_id: {"sentences": message}}`
+/// - SN `scan_info.json`: `{scan_id: {"description": [[object, text], ...]}}`
+/// - E4D `processed_all_anns.json`: `{video: {"clips": [{"clip_id", "start", "end",
+///   "narrations": [{"time", "text", "object_description"}]}]}}`
+pub fn syphus_native(code: Code, units: &[&Unit]) -> Result<(String, Vec<u8>)> {
+    use serde_json::{json, Map, Value};
+    let by_id = || -> Map<String, Value> {
+        units
+            .iter()
+            .map(|u| (u.id.clone(), u.annotation.clone()))
+            .collect()
+    };
+    let pretty = |v: &Value| -> Vec<u8> {
+        let mut b = serde_json::to_vec_pretty(v).expect("JSON values serialize");
+        b.push(b'\n');
+        b
+    };
+    Ok(match code {
+        Code::DC => (
+            "dense_captions_train.json".into(),
+            pretty(&Value::Object(by_id())),
+        ),
+        Code::SN => ("scan_info.json".into(), pretty(&Value::Object(by_id()))),
+        Code::SD => (
+            "train.json".into(),
+            pretty(&Value::Array(
+                units.iter().map(|u| u.annotation.clone()).collect(),
+            )),
+        ),
+        Code::CGD => (
+            "csd_query.json".into(),
+            pretty(&Value::Object(
+                units
+                    .iter()
+                    .map(|u| {
+                        (
+                            u.id.clone(),
+                            json!({"sentences": u.annotation["sentences"].clone()}),
+                        )
+                    })
+                    .collect(),
+            )),
+        ),
+        Code::TVC => {
+            let mut b = Vec::new();
+            for u in units {
+                b.extend(serde_json::to_vec(&u.annotation).expect("JSON values serialize"));
+                b.push(b'\n');
+            }
+            ("tvc_train_release.jsonl".into(), b)
+        }
+        Code::E4D => {
+            let mut videos: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+            for u in units {
+                let video = u.annotation["video"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                let mut clip = u.annotation.clone();
+                if let Some(o) = clip.as_object_mut() {
+                    o.remove("video");
+                    o.insert("clip_id".into(), u.id.clone().into());
+                }
+                videos.entry(video).or_default().push(clip);
+            }
+            let doc: Map<String, Value> = videos
+                .into_iter()
+                .map(|(v, clips)| (v, json!({"clips": clips})))
+                .collect();
+            (
+                "processed_all_anns.json".into(),
+                pretty(&Value::Object(doc)),
+            )
+        }
+        other => {
+            return Err(Error::NotBuilt {
+                what: format!("the Syphus annotation file for scenario {other}"),
+            })
+        }
+    })
+}
+
+/// `scenario.media` relative to `scenario.root`: unit media paths are stored relative to the
+/// root so that moving the corpus does not invalidate them.
+pub fn media_rel(scenario: &Scenario) -> PathBuf {
+    scenario
+        .media
+        .strip_prefix(&scenario.root)
+        .unwrap_or(&scenario.media)
+        .to_path_buf()
+}
+
+pub const IMAGE_EXTENSIONS: &[&str] = &["jpg", "jpeg", "png"];
+
+/// Whether `path` has one of [`IMAGE_EXTENSIONS`] (any case).
+pub fn is_image(path: &Path) -> bool {
+    path.extension()
+        .map(|e| IMAGE_EXTENSIONS.contains(&e.to_string_lossy().to_lowercase().as_str()))
+        .unwrap_or(false)
+}
+
+/// Maps each image file stem under `media` to its path relative to `media`. When a stem exists
+/// with several extensions, `.png` wins over `.jpg` over `.jpeg` (then the first path in sorted
+/// order), so the choice does not depend on the walk order.
+pub fn index_images(media: &Path) -> Result<BTreeMap<String, PathBuf>> {
+    let rank = |p: &Path| {
+        let ext = p
+            .extension()
+            .map(|e| e.to_string_lossy().to_lowercase())
+            .unwrap_or_default();
+        match ext.as_str() {
+            "png" => 0,
+            "jpg" => 1,
+            _ => 2,
+        }
+    };
+    let mut by_stem: BTreeMap<String, PathBuf> = BTreeMap::new();
+    for (rel, _) in list_files(media)? {
+        if !is_image(&rel) {
+            continue;
+        }
+        let Some(stem) = rel.file_stem() else {
+            continue;
+        };
+        let stem = stem.to_string_lossy().into_owned();
+        match by_stem.get(&stem) {
+            Some(old) if rank(old) <= rank(&rel) => {}
+            _ => {
+                by_stem.insert(stem, rel);
+            }
+        }
+    }
+    Ok(by_stem)
+}
+
+/// A deterministic pseudo-random permutation of `0..n` seeded by `seed` (Fisher-Yates over a
+/// splitmix64 stream): "shuffled" outputs stay byte-identical between runs.
+pub fn seeded_shuffle(n: usize, seed: &str) -> Vec<usize> {
+    let h = blake3::hash(seed.as_bytes());
+    let mut state = u64::from_le_bytes(h.as_bytes()[..8].try_into().expect("8 bytes"));
+    let mut next = || {
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    };
+    let mut order: Vec<usize> = (0..n).collect();
+    for i in (1..n).rev() {
+        let j = (next() % (i as u64 + 1)) as usize;
+        order.swap(i, j);
+    }
+    order
 }
 
 /// A fingerprint of the corpus as the scan stage sees it: the bytes of every annotation file and
@@ -111,4 +317,48 @@ pub fn read_json(path: &Path) -> Result<serde_json::Value> {
         path: path.to_path_buf(),
         message: format!("malformed JSON: {e}"),
     })
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A scenario of `code` over the corpus in `dir` (`extra`: more TOML, e.g. a `[corpus]`
+    /// table).
+    pub fn scenario(
+        dir: &Path,
+        code: &str,
+        annotations: &[&str],
+        media: &str,
+        extra: &str,
+    ) -> Scenario {
+        let file = dir.join("scenario.toml");
+        let text = format!(
+            "scenario = \"{code}\"\n[source]\nroot = \".\"\nannotations = {annotations:?}\nmedia = \"{media}\"\n{extra}\n"
+        );
+        std::fs::write(&file, text).unwrap();
+        Scenario::load(&file, &[]).unwrap()
+    }
+
+    #[test]
+    fn shuffle_is_a_seeded_permutation() {
+        let a = seeded_shuffle(50, "scene0000_00");
+        let mut sorted = a.clone();
+        sorted.sort();
+        assert_eq!(sorted, (0..50).collect::<Vec<_>>());
+        assert_eq!(a, seeded_shuffle(50, "scene0000_00"));
+        assert_ne!(a, seeded_shuffle(50, "scene0000_01"));
+        assert!(seeded_shuffle(0, "x").is_empty());
+    }
+
+    #[test]
+    fn image_index_prefers_png_then_jpg() {
+        let dir = tempfile::tempdir().unwrap();
+        for f in ["a.jpeg", "a.jpg", "b.jpeg", "c.png", "c.JPG", "d.txt"] {
+            std::fs::write(dir.path().join(f), b"x").unwrap();
+        }
+        let idx = index_images(dir.path()).unwrap();
+        let got: Vec<String> = idx.values().map(|p| p.display().to_string()).collect();
+        assert_eq!(got, ["a.jpg", "b.jpeg", "c.png"]);
+    }
 }

@@ -1,53 +1,91 @@
 //! Stage 5, metadata: the files the Syphus instruction generator reads, for every unit that
-//! kept at least one frame:
-//! - `syphus/{CODE}_query.json`: `{unit_id: annotation entry}` in the scenario's own format
-//!   (for DC the ActivityNet-Captions shape `{"timestamps", "sentences"}`);
-//! - `syphus/{CODE}_messages.jsonl`: `{"id", "message"}` per unit, the user message Syphus sends.
+//! kept at least one frame (media that yielded no frame would make Syphus spend money on
+//! instructions no image backs):
+//! - `syphus/{CODE}_query.json`: `[{"id": unit_id, "sentences": message}, ...]` in unit id
+//!   order, `message` being the exact user message Syphus sends for that unit (FORMATS.md §4);
+//! - the scenario's annotation file in the layout Syphus's own loader reads
+//!   (`corpus::syphus_native`: `dense_captions_train.json`, `tvc_train_release.jsonl`,
+//!   `train.json`, `csd_query.json`, `scan_info.json`, `processed_all_anns.json`).
+//!
+//! A summary line (units, frames and annotations per unit: min/median/max) goes to stderr.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
-use crate::config::Code;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::manifest::Counts;
 use crate::pipeline::{StageContext, StageOutput};
 
 pub fn run(ctx: &StageContext) -> Result<StageOutput> {
     let code = ctx.scenario.code;
-    let units = crate::tables::read_units(&super::units_path(ctx))?;
+    let mut units = crate::tables::read_units(&super::units_path(ctx))?;
+    units.sort_by(|a, b| a.id.cmp(&b.id));
     let frames = crate::tables::read_frames(&super::frames_path(ctx))?;
-    let with_frames: BTreeSet<&str> = frames.iter().map(|f| f.unit_id.as_str()).collect();
-    let mut query = BTreeMap::new();
-    let mut messages = String::new();
-    let mut skipped = 0;
-    for unit in &units {
-        if !with_frames.contains(unit.id.as_str()) {
-            skipped += 1;
-            continue;
-        }
-        let message = match code {
-            Code::DC => crate::corpus::dense_captions::syphus_message(&unit.annotation),
-            other => {
-                return Err(Error::NotBuilt {
-                    what: format!("Syphus messages for scenario {other}"),
-                })
-            }
-        };
-        messages.push_str(&serde_json::json!({"id": unit.id, "message": message}).to_string());
-        messages.push('\n');
-        query.insert(unit.id.clone(), unit.annotation.clone());
+    let mut frames_per_unit: BTreeMap<&str, usize> = BTreeMap::new();
+    for f in &frames {
+        *frames_per_unit.entry(f.unit_id.as_str()).or_default() += 1;
+    }
+    let kept: Vec<_> = units
+        .iter()
+        .filter(|u| frames_per_unit.contains_key(u.id.as_str()))
+        .collect();
+    let skipped = (units.len() - kept.len()) as u64;
+    let mut query = Vec::with_capacity(kept.len());
+    for unit in &kept {
+        let message = crate::corpus::syphus_message(code, &unit.annotation)?;
+        query.push(serde_json::json!({"id": unit.id, "sentences": message}));
     }
     let dir = ctx.dir.join("syphus");
     let query_path = dir.join(format!("{code}_query.json"));
-    let messages_path = dir.join(format!("{code}_messages.jsonl"));
     crate::atomic::write_json(&query_path, &query)?;
-    crate::atomic::write(&messages_path, messages.as_bytes())?;
+    let (native_name, native_bytes) = crate::corpus::syphus_native(code, &kept)?;
+    let native_path = dir.join(native_name);
+    crate::atomic::write(&native_path, &native_bytes)?;
+
+    let per_unit_frames: Vec<usize> = kept
+        .iter()
+        .map(|u| frames_per_unit[u.id.as_str()])
+        .collect();
+    let per_unit_annotations: Vec<usize> = kept
+        .iter()
+        .map(|u| crate::corpus::annotation_count(code, &u.annotation))
+        .collect();
+    eprintln!(
+        "{code}: metadata: {} units with Syphus inputs ({skipped} without frames skipped); frames per unit {}; annotations per unit {}",
+        kept.len(),
+        spread(per_unit_frames),
+        spread(per_unit_annotations),
+    );
     Ok(StageOutput {
         counts: Counts {
-            ok: query.len() as u64,
+            ok: kept.len() as u64,
             rejected: 0,
             skipped,
         },
-        outputs: vec![query_path, messages_path],
+        outputs: vec![query_path, native_path],
         rejects: Vec::new(),
     })
+}
+
+/// `min/median/max` of the values (`-` when empty); the median of an even count is the lower
+/// middle value, so it is always one of the values.
+fn spread(mut v: Vec<usize>) -> String {
+    if v.is_empty() {
+        return "-".into();
+    }
+    v.sort_unstable();
+    format!(
+        "{}/{}/{} (min/median/max)",
+        v[0],
+        v[(v.len() - 1) / 2],
+        v[v.len() - 1]
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn spread_of_values() {
+        assert_eq!(super::spread(vec![]), "-");
+        assert_eq!(super::spread(vec![5, 1, 3, 2]), "1/2/5 (min/median/max)");
+    }
 }

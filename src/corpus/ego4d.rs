@@ -1,0 +1,363 @@
+//! E4D: Ego4D videos (`v1/full_scale/{video_uid}.mp4`) with `narration.json`:
+//! `{video_uid: {"narration_pass_1": {"narrations": [{"timestamp_sec", "narration_text", ...}]},
+//! "narration_pass_2": {...}}}`. A file without the pass wrappers (`{video_uid: {"narrations":
+//! [...]}}`, as some excerpts are) is read as it is. `[corpus] narration_pass` picks the pass.
+//!
+//! Clips are fixed windows: clip `i` covers `[i * stride, i * stride + clip_seconds)` of the
+//! video (`[corpus] clip_seconds`, `clip_stride`, default 30 s side by side); only windows holding
+//! at least one narration become units. Unit id `{video}_clip{i:06}`; the unit is the segment
+//! `[start, end]` of the video and its `times` are its narration times (video timeline), for the
+//! `at` policy.
+//!
+//! Frame ids: FORMATS.md gives `E4D_IMG_{video}_{i:08}`, which collides when a video has several
+//! clips (each clip counts its frames from 0), so the clip is part of the key:
+//! `E4D_IMG_{video}_clip{c:06}_{i:08}`, i = frame index within the clip.
+//!
+//! Narration texts keep Ego4D's `#C` / `#O` / `#unsure` markers unless
+//! `[corpus] strip_markers = true` removes them.
+//!
+//! Syphus entry (one clip of `processed_all_anns.json`): `{"video", "start", "end",
+//! "narrations": [{"time", "text", "object_description": []}]}`, `time` in seconds from the clip
+//! start (3 decimals). Message: per narration, `timestamp: {time rounded, ties to even}` / `description: {text}`
+//! / `objects: {a; b; c}` (only when object descriptions exist), blocks separated by a blank line.
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Value};
+
+use super::{index_videos, media_rel, read_json, ScanResult};
+use crate::config::{CorpusConfig, Scenario};
+use crate::error::{Error, Result};
+use crate::model::{Reject, Unit, UnitMedia};
+
+const STAGE: &str = "scan";
+
+/// One narration on the video timeline.
+#[derive(Debug, Clone, PartialEq)]
+struct Narration {
+    time: f64,
+    text: String,
+}
+
+pub fn scan(scenario: &Scenario) -> Result<ScanResult> {
+    let cfg = &scenario.config.corpus;
+    let videos = index_videos(&scenario.media)?;
+    let media = media_rel(scenario);
+    let mut result = ScanResult::default();
+    let mut seen: BTreeMap<String, String> = BTreeMap::new();
+    for file in &scenario.annotations {
+        let file_name = file.display().to_string();
+        let doc = read_json(file)?;
+        let Some(entries) = doc.as_object() else {
+            return Err(Error::Json {
+                path: file.clone(),
+                message: "expected an object {video_uid: {narration_pass_1: ...}}".into(),
+            });
+        };
+        for (video, entry) in entries {
+            let reject = |item: String, error: String| Reject {
+                stage: STAGE.into(),
+                item,
+                path: file_name.clone(),
+                error,
+            };
+            if let Some(first) = seen.get(video) {
+                result.rejects.push(reject(
+                    video.clone(),
+                    format!("duplicate video uid: already annotated in {first}; ignored"),
+                ));
+                continue;
+            }
+            seen.insert(video.clone(), file_name.clone());
+            let narrations = match parse_video(entry, cfg) {
+                Ok((n, bad)) => {
+                    for (i, e) in bad {
+                        result.rejects.push(reject(
+                            format!("{video} narration {i}"),
+                            format!("malformed narration: {e}"),
+                        ));
+                    }
+                    n
+                }
+                Err(e) => {
+                    result
+                        .rejects
+                        .push(reject(video.clone(), format!("malformed entry: {e}")));
+                    continue;
+                }
+            };
+            if narrations.is_empty() {
+                continue;
+            }
+            let Some(path) = videos.get(video) else {
+                result.rejects.push(reject(
+                    video.clone(),
+                    format!(
+                        "no video named {video}.* under {}",
+                        scenario.media.display()
+                    ),
+                ));
+                continue;
+            };
+            for (clip, members) in clips(&narrations, cfg) {
+                let (start, end) = window(clip, cfg);
+                let id = format!("{video}_clip{clip:06}");
+                result.units.push(Unit {
+                    id: id.clone(),
+                    media: UnitMedia::Video {
+                        path: media.join(path),
+                        start: Some(start),
+                        end: Some(end),
+                        key_prefix: id,
+                        key_width: 8,
+                    },
+                    times: members.iter().map(|n| n.time).collect(),
+                    annotation: json!({
+                        "video": video,
+                        "start": start,
+                        "end": end,
+                        "narrations": members.iter().map(|n| json!({
+                            "time": ((n.time - start) * 1000.0).round() / 1000.0,
+                            "text": n.text,
+                            "object_description": [],
+                        })).collect::<Vec<_>>(),
+                    }),
+                });
+            }
+        }
+    }
+    result.unannotated = videos.keys().filter(|k| !seen.contains_key(*k)).count() as u64;
+    result.units.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(result)
+}
+
+fn stride(cfg: &CorpusConfig) -> f64 {
+    cfg.clip_stride.unwrap_or(cfg.clip_seconds)
+}
+
+fn window(clip: u64, cfg: &CorpusConfig) -> (f64, f64) {
+    let start = clip as f64 * stride(cfg);
+    (start, start + cfg.clip_seconds)
+}
+
+/// The clips holding each narration (several when windows overlap), in clip order, each with
+/// its narrations in time order.
+fn clips<'a>(narrations: &'a [Narration], cfg: &CorpusConfig) -> BTreeMap<u64, Vec<&'a Narration>> {
+    let (len, s) = (cfg.clip_seconds, stride(cfg));
+    let mut by_clip: BTreeMap<u64, Vec<&Narration>> = BTreeMap::new();
+    for n in narrations {
+        let first = ((n.time - len) / s).floor().max(-1.0) + 1.0;
+        let last = (n.time / s).floor();
+        let mut c = first as u64;
+        while c as f64 <= last {
+            let (start, end) = window(c, cfg);
+            if n.time >= start && n.time < end {
+                by_clip.entry(c).or_default().push(n);
+            }
+            c += 1;
+        }
+    }
+    by_clip
+}
+
+type Malformed = Vec<(usize, String)>;
+
+/// The chosen pass's narrations, sorted by time, and the malformed ones (index, reason).
+fn parse_video(
+    entry: &Value,
+    cfg: &CorpusConfig,
+) -> std::result::Result<(Vec<Narration>, Malformed), String> {
+    let pass_key = format!("narration_pass_{}", cfg.narration_pass);
+    let has_passes =
+        entry.get("narration_pass_1").is_some() || entry.get("narration_pass_2").is_some();
+    let list = if has_passes {
+        match entry.get(&pass_key) {
+            Some(pass) => pass["narrations"]
+                .as_array()
+                .ok_or(format!("`{pass_key}.narrations` missing or not a list"))?,
+            None => return Ok((Vec::new(), Vec::new())),
+        }
+    } else {
+        entry["narrations"]
+            .as_array()
+            .ok_or("neither `narration_pass_1`/`_2` nor `narrations`")?
+    };
+    let mut good = Vec::new();
+    let mut bad = Vec::new();
+    for (i, n) in list.iter().enumerate() {
+        let time = n["timestamp_sec"]
+            .as_f64()
+            .filter(|t| t.is_finite() && *t >= 0.0);
+        let text = n["narration_text"].as_str();
+        match (time, text) {
+            (Some(time), Some(text)) => {
+                let text = if cfg.strip_markers {
+                    strip_markers(text)
+                } else {
+                    text.trim().to_string()
+                };
+                if !text.is_empty() {
+                    good.push(Narration { time, text });
+                }
+            }
+            (None, _) => bad.push((i, "`timestamp_sec` missing or not a time".to_string())),
+            (_, None) => bad.push((i, "`narration_text` missing or not a string".to_string())),
+        }
+    }
+    good.sort_by(|a, b| a.time.total_cmp(&b.time));
+    Ok((good, bad))
+}
+
+/// `#C C opens the door #unsure` -> `C opens the door`.
+fn strip_markers(text: &str) -> String {
+    text.split_whitespace()
+        .filter(|w| {
+            let w = w.to_ascii_lowercase();
+            !matches!(w.as_str(), "#c" | "#o" | "#unsure")
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Syphus's E4D message for one clip.
+pub fn syphus_message(annotation: &Value) -> String {
+    annotation["narrations"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|n| {
+                    let mut block = format!(
+                        "timestamp: {}\ndescription: {}",
+                        n["time"].as_f64().unwrap_or(0.0).round_ties_even() as i64,
+                        n["text"].as_str().unwrap_or_default()
+                    );
+                    let objects: Vec<&str> = n["object_description"]
+                        .as_array()
+                        .map(|o| o.iter().filter_map(Value::as_str).collect())
+                        .unwrap_or_default();
+                    if !objects.is_empty() {
+                        block.push_str(&format!("\nobjects: {}", objects.join("; ")));
+                    }
+                    block
+                })
+                .collect::<Vec<_>>()
+                .join("\n\n")
+        })
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(len: f64, stride: Option<f64>, strip: bool) -> CorpusConfig {
+        CorpusConfig {
+            clip_seconds: len,
+            clip_stride: stride,
+            strip_markers: strip,
+            narration_pass: 1,
+        }
+    }
+
+    fn n(time: f64) -> Narration {
+        Narration {
+            time,
+            text: format!("t{time}"),
+        }
+    }
+
+    #[test]
+    fn windows_side_by_side_and_overlapping() {
+        let ns = [n(0.0), n(4.5), n(10.0), n(31.0)];
+        let c = clips(&ns, &cfg(10.0, None, false));
+        let got: Vec<(u64, usize)> = c.iter().map(|(k, v)| (*k, v.len())).collect();
+        assert_eq!(got, [(0, 2), (1, 1), (3, 1)]);
+        let c = clips(&ns, &cfg(10.0, Some(5.0), false));
+        let got: Vec<(u64, usize)> = c.iter().map(|(k, v)| (*k, v.len())).collect();
+        // 0 -> clip 0; 4.5 -> 0; 10 -> 1, 2; 31 -> 5, 6.
+        assert_eq!(got, [(0, 2), (1, 1), (2, 1), (5, 1), (6, 1)]);
+    }
+
+    #[test]
+    fn both_layouts_and_markers() {
+        let inner = json!({"narrations": [
+            {"timestamp_sec": 4.5, "narration_text": "#C C walks #unsure"},
+            {"timestamp_sec": 1.0, "narration_text": "#O X waves"},
+            {"timestamp_sec": "x", "narration_text": "bad"},
+        ]});
+        let wrapped =
+            json!({"narration_pass_1": inner.clone(), "narration_pass_2": {"narrations": []}});
+        for entry in [&inner, &wrapped] {
+            let (good, bad) = parse_video(entry, &cfg(30.0, None, true)).unwrap();
+            assert_eq!(good[0].text, "X waves");
+            assert_eq!(good[1].text, "C walks");
+            assert_eq!(bad.len(), 1);
+        }
+        let (good, _) = parse_video(&inner, &cfg(30.0, None, false)).unwrap();
+        assert_eq!(good[1].text, "#C C walks #unsure");
+        let mut two = cfg(30.0, None, false);
+        two.narration_pass = 2;
+        assert!(parse_video(&wrapped, &two).unwrap().0.is_empty());
+        assert!(parse_video(&json!({"x": 1}), &two).is_err());
+    }
+
+    #[test]
+    fn message_blocks() {
+        let ann = json!({"narrations": [
+            {"time": 1.6, "text": "C opens the door", "object_description": []},
+            {"time": 102.2, "text": "C cuts", "object_description": ["a knife", "a board"]},
+        ]});
+        assert_eq!(
+            syphus_message(&ann),
+            "timestamp: 2\ndescription: C opens the door\n\ntimestamp: 102\ndescription: C cuts\nobjects: a knife; a board"
+        );
+    }
+
+    #[test]
+    fn scan_makes_clips_and_rejects() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("videos")).unwrap();
+        std::fs::write(dir.path().join("videos/vid1.mp4"), b"x").unwrap();
+        let ann = json!({
+            "vid1": {"narration_pass_1": {"narrations": [
+                {"timestamp_sec": 0.5, "narration_text": "#C C a"},
+                {"timestamp_sec": 12.0, "narration_text": "#C C b"},
+            ]}},
+            "vid2": {"narration_pass_1": {"narrations": [{"timestamp_sec": 1.0, "narration_text": "#C C c"}]}},
+            "vid3": {"summaries": []},
+        });
+        std::fs::write(dir.path().join("narration.json"), ann.to_string()).unwrap();
+        let s = crate::corpus::tests::scenario(
+            dir.path(),
+            "E4D",
+            &["narration.json"],
+            "videos",
+            "[corpus]\nclip_seconds = 10\n",
+        );
+        let r = scan(&s).unwrap();
+        let ids: Vec<&str> = r.units.iter().map(|u| u.id.as_str()).collect();
+        assert_eq!(ids, ["vid1_clip000000", "vid1_clip000001"]);
+        let u = &r.units[1];
+        assert_eq!(u.times, [12.0]);
+        let UnitMedia::Video {
+            start,
+            end,
+            key_prefix,
+            key_width,
+            ..
+        } = &u.media
+        else {
+            panic!()
+        };
+        assert_eq!((*start, *end), (Some(10.0), Some(20.0)));
+        assert_eq!((key_prefix.as_str(), *key_width), ("vid1_clip000001", 8));
+        assert_eq!(
+            syphus_message(&u.annotation),
+            "timestamp: 2\ndescription: #C C b"
+        );
+        let errors: Vec<&str> = r.rejects.iter().map(|r| r.error.as_str()).collect();
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert!(errors[0].contains("no video named vid2"), "{errors:?}");
+        assert!(errors[1].contains("malformed entry"), "{errors:?}");
+    }
+}

@@ -1,0 +1,223 @@
+//! SD: spot-the-diff. Annotation files `annotations/{train,val,test}.json`, each a list of
+//! `{"img_id": "76", "sentences": [...]}`; images `resized_images/{id}.png` and `{id}_2.png`
+//! (`.jpg` and `.jpeg` accepted too). One unit per pair; unit id = the id zero-padded to 5
+//! digits, frame ids `SD_IMG_{id:05}_1` and `SD_IMG_{id:05}_2` (FORMATS.md §2).
+//!
+//! The Syphus entry of a unit is the record itself (`{"img_id", "sentences"}`, sentences
+//! trimmed); the message is the sentences joined by newlines.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde_json::Value;
+
+use super::{index_images, media_rel, read_json, ScanResult};
+use crate::config::Scenario;
+use crate::error::{Error, Result};
+use crate::model::{ImageItem, Reject, Unit, UnitMedia};
+
+const STAGE: &str = "scan";
+
+pub fn scan(scenario: &Scenario) -> Result<ScanResult> {
+    let images = index_images(&scenario.media)?;
+    let media = media_rel(scenario);
+    let mut result = ScanResult::default();
+    let mut seen: BTreeMap<String, String> = BTreeMap::new();
+    for file in &scenario.annotations {
+        let file_name = file.display().to_string();
+        let doc = read_json(file)?;
+        let Some(records) = doc.as_array() else {
+            return Err(Error::Json {
+                path: file.clone(),
+                message: "expected a list of {img_id, sentences}".into(),
+            });
+        };
+        for (n, record) in records.iter().enumerate() {
+            let reject = |item: String, error: String| Reject {
+                stage: STAGE.into(),
+                item,
+                path: file_name.clone(),
+                error,
+            };
+            let (img_id, sentences) = match parse_record(record) {
+                Ok(v) => v,
+                Err(e) => {
+                    result.rejects.push(reject(
+                        format!("record {n}"),
+                        format!("malformed record: {e}"),
+                    ));
+                    continue;
+                }
+            };
+            let key = pad_id(&img_id);
+            if let Some(first) = seen.get(&key) {
+                result.rejects.push(reject(
+                    key.clone(),
+                    format!("duplicate img_id {img_id}: already annotated in {first}; this record is ignored"),
+                ));
+                continue;
+            }
+            seen.insert(key.clone(), file_name.clone());
+            let first = images.get(&img_id);
+            let second = images.get(&format!("{img_id}_2"));
+            let (Some(a), Some(b)) = (first, second) else {
+                let missing: Vec<String> = [(first, ""), (second, "_2")]
+                    .iter()
+                    .filter(|(p, _)| p.is_none())
+                    .map(|(_, s)| format!("{img_id}{s}.png|.jpg|.jpeg"))
+                    .collect();
+                result.rejects.push(reject(
+                    key,
+                    format!(
+                        "no image {} under {}",
+                        missing.join(" nor "),
+                        scenario.media.display()
+                    ),
+                ));
+                continue;
+            };
+            result.units.push(Unit {
+                id: key.clone(),
+                media: UnitMedia::Images {
+                    items: vec![
+                        item(&media, a, format!("{key}_1")),
+                        item(&media, b, format!("{key}_2")),
+                    ],
+                },
+                times: Vec::new(),
+                annotation: serde_json::json!({"img_id": img_id, "sentences": sentences}),
+            });
+        }
+    }
+    // Every pair's images count as annotated; `_diff` pictures and others do not count.
+    result.unannotated = images
+        .keys()
+        .filter(|stem| !stem.ends_with("_diff"))
+        .filter(|stem| {
+            let id = stem.strip_suffix("_2").unwrap_or(stem);
+            !seen.contains_key(&pad_id(id))
+        })
+        .count() as u64;
+    result.units.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(result)
+}
+
+fn item(media: &Path, rel: &Path, key: String) -> ImageItem {
+    ImageItem {
+        path: media.join(rel),
+        key,
+    }
+}
+
+/// `76` -> `00076`; an id that is not a number is kept as written.
+fn pad_id(id: &str) -> String {
+    match id.parse::<u64>() {
+        Ok(n) => format!("{n:05}"),
+        Err(_) => id.to_string(),
+    }
+}
+
+fn parse_record(record: &Value) -> std::result::Result<(String, Vec<String>), String> {
+    let img_id = match &record["img_id"] {
+        Value::String(s) if !s.trim().is_empty() => s.trim().to_string(),
+        Value::Number(n) => n.to_string(),
+        _ => return Err("`img_id` missing or not a string".into()),
+    };
+    if img_id.contains(['/', '\\']) {
+        return Err(format!("`img_id` {img_id:?} is not a file stem"));
+    }
+    let sentences = record["sentences"]
+        .as_array()
+        .ok_or("`sentences` missing or not a list")?
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            s.as_str()
+                .map(|s| s.trim().to_string())
+                .ok_or_else(|| format!("sentences[{i}] is not a string"))
+        })
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    if sentences.is_empty() {
+        return Err("`sentences` is empty".into());
+    }
+    Ok((img_id, sentences))
+}
+
+/// Syphus's SD message: the sentences, one per line.
+pub fn syphus_message(annotation: &Value) -> String {
+    annotation["sentences"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn records_and_ids() {
+        let (id, s) = parse_record(&json!({"img_id": "76", "sentences": [" a ", "b"]})).unwrap();
+        assert_eq!((id.as_str(), s), ("76", vec!["a".into(), "b".into()]));
+        assert_eq!(pad_id("76"), "00076");
+        assert_eq!(pad_id("123456"), "123456");
+        assert_eq!(pad_id("x1"), "x1");
+        assert!(parse_record(&json!({"sentences": ["a"]})).is_err());
+        assert!(parse_record(&json!({"img_id": "1", "sentences": [3]})).is_err());
+        assert!(parse_record(&json!({"img_id": "../1", "sentences": ["a"]})).is_err());
+    }
+
+    #[test]
+    fn message_is_sentences_by_line() {
+        let ann = json!({"img_id": "1", "sentences": ["the car is gone", "a man appears"]});
+        assert_eq!(syphus_message(&ann), "the car is gone\na man appears");
+    }
+
+    #[test]
+    fn scan_rejects_missing_duplicate_and_malformed() {
+        let dir = tempfile::tempdir().unwrap();
+        let media = dir.path().join("resized_images");
+        std::fs::create_dir_all(&media).unwrap();
+        for f in [
+            "1.png", "1_2.jpg", "2.png", "3.jpeg", "3_2.jpeg", "9.png", "9_2.png",
+        ] {
+            std::fs::write(media.join(f), b"x").unwrap();
+        }
+        let ann = dir.path().join("train.json");
+        std::fs::write(
+            &ann,
+            json!([
+                {"img_id": "1", "sentences": ["a"]},
+                {"img_id": "2", "sentences": ["b"]},
+                {"img_id": "3", "sentences": ["c"]},
+                {"img_id": "1", "sentences": ["again"]},
+                {"img_id": "4"}
+            ])
+            .to_string(),
+        )
+        .unwrap();
+        let scenario =
+            crate::corpus::tests::scenario(dir.path(), "SD", &["train.json"], "resized_images", "");
+        let r = scan(&scenario).unwrap();
+        let ids: Vec<&str> = r.units.iter().map(|u| u.id.as_str()).collect();
+        assert_eq!(ids, ["00001", "00003"]);
+        let UnitMedia::Images { items } = &r.units[0].media else {
+            panic!()
+        };
+        assert_eq!(items[0].key, "00001_1");
+        assert!(items[1].path.ends_with("resized_images/1_2.jpg"));
+        let errors: Vec<&str> = r.rejects.iter().map(|r| r.error.as_str()).collect();
+        assert_eq!(r.rejects.len(), 3, "{errors:?}");
+        assert!(errors[0].contains("2_2.png"), "{errors:?}");
+        assert!(errors[1].contains("duplicate"), "{errors:?}");
+        assert!(errors[2].contains("malformed"), "{errors:?}");
+        assert!(r.rejects.iter().all(|r| r.path.ends_with("train.json")));
+        assert_eq!(r.unannotated, 2, "9.png and 9_2.png");
+    }
+}

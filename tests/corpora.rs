@@ -1,0 +1,434 @@
+//! Per-scenario integration tests: a small corpus built in a temp folder from the real
+//! annotation excerpts in `../shared/fixtures` (media copied from the fixtures or generated),
+//! run through `mimicit run ... --stages scan,keyframes,metadata`; the Syphus messages are
+//! checked byte for byte and every image id a unit refers to must be in frames.parquet.
+//!
+//! Each test skips, saying why, when the fixtures folder is missing.
+
+#[allow(dead_code)]
+mod util;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use mimicit::model::UnitMedia;
+use util::*;
+
+fn fixtures() -> Option<PathBuf> {
+    let dir = repo().join("../shared/fixtures");
+    if dir.is_dir() {
+        Some(dir)
+    } else {
+        eprintln!(
+            "skipping: no fixtures folder at {} (real corpus excerpts)",
+            dir.display()
+        );
+        None
+    }
+}
+
+/// A small generated picture (different per `seed`), JPEG or PNG by extension.
+fn picture(path: &Path, seed: u32) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let img = image::RgbImage::from_fn(48, 32, |x, y| {
+        image::Rgb([
+            (x * 5 + seed * 37) as u8,
+            (y * 7 + seed * 11) as u8,
+            (seed * 53) as u8,
+        ])
+    });
+    img.save(path).unwrap();
+}
+
+fn copy(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+    std::fs::copy(from, to).unwrap();
+}
+
+/// Writes `corpus/scenario.toml` (`[source] root = "."` plus `body`) and runs the three stages.
+fn run(dir: &Path, head: &str, body: &str) -> (PathBuf, std::process::Output) {
+    let corpus = dir.join("corpus");
+    let text =
+        format!("{head}\n[source]\nroot = \".\"\n{body}\n[image]\nwidth = 32\nheight = 32\n");
+    std::fs::write(corpus.join("scenario.toml"), text).unwrap();
+    let o = mimicit(
+        dir,
+        &[
+            "run",
+            "corpus/scenario.toml",
+            "--out",
+            "out",
+            "--stages",
+            "scan,keyframes,metadata",
+        ],
+    );
+    (dir.join("out"), o)
+}
+
+/// `(id, message)` of `{CODE}_query.json`, checked against its schema.
+fn query(out: &Path, code: &str) -> Vec<(String, String)> {
+    let q = read_json(&out.join(format!("{code}/syphus/{code}_query.json")));
+    assert_valid("syphus_query.schema.json", &q, "query");
+    q.as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["id"].as_str().unwrap().to_string(),
+                e["sentences"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn message<'a>(q: &'a [(String, String)], id: &str) -> &'a str {
+    &q.iter()
+        .find(|(i, _)| i == id)
+        .unwrap_or_else(|| panic!("no unit {id} in {q:?}"))
+        .1
+}
+
+/// Every image id that a unit with Syphus inputs refers to is in frames.parquet; returns the
+/// frame ids.
+fn check_frames(out: &Path, code: &str, q: &[(String, String)]) -> BTreeSet<String> {
+    let frames = mimicit::tables::read_frames(&out.join(format!("{code}/frames.parquet"))).unwrap();
+    let ids: BTreeSet<String> = frames.iter().map(|f| f.image_id.clone()).collect();
+    let units = mimicit::tables::read_units(&out.join(format!("{code}/units.parquet"))).unwrap();
+    let with_inputs: BTreeSet<&str> = q.iter().map(|(i, _)| i.as_str()).collect();
+    for u in units.iter().filter(|u| with_inputs.contains(u.id.as_str())) {
+        match &u.media {
+            UnitMedia::Images { items } => {
+                for item in items {
+                    let id = format!("{code}_IMG_{}", item.key);
+                    assert!(ids.contains(&id), "{id} of {} not in frames.parquet", u.id);
+                }
+            }
+            UnitMedia::Video { key_prefix, .. } => {
+                let prefix = format!("{code}_IMG_{key_prefix}_");
+                assert!(
+                    frames
+                        .iter()
+                        .any(|f| f.unit_id == u.id && f.image_id.starts_with(&prefix)),
+                    "no frame {prefix}* for {}",
+                    u.id
+                );
+            }
+        }
+    }
+    ids
+}
+
+fn rejects(out: &Path, code: &str, stage: &str) -> Vec<mimicit::model::Reject> {
+    mimicit::tables::read_rejects(&out.join(format!("{code}/rejects/{stage}.parquet"))).unwrap()
+}
+
+#[test]
+fn spot_the_difference_from_fixtures() {
+    let Some(fx) = fixtures() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = dir.path().join("corpus");
+    copy(
+        &fx.join("spot_the_diff/train.first40.json"),
+        &corpus.join("annotations/train.json"),
+    );
+    // Pairs 76 (png + jpeg) and 235 (png + jpg); the other 38 records have no images.
+    for (f, seed) in [
+        ("76.png", 1),
+        ("76_2.jpeg", 2),
+        ("235.png", 3),
+        ("235_2.jpg", 4),
+    ] {
+        picture(&corpus.join("resized_images").join(f), seed);
+    }
+    let (out, o) = run(
+        dir.path(),
+        "scenario = \"SD\"",
+        "annotations = \"annotations/train.json\"\nmedia = \"resized_images\"",
+    );
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    let q = query(&out, "SD");
+    assert_eq!(q.len(), 2);
+    assert_eq!(message(&q, "00076"), "there are no differences");
+    assert_eq!(
+        message(&q, "00235"),
+        "the person in the blue shirt from the image on the left is no longer present\nthe dark grey suv is gone in the photo on the right"
+    );
+    let ids = check_frames(&out, "SD", &q);
+    assert!(ids.contains("SD_IMG_00076_1") && ids.contains("SD_IMG_00235_2"));
+    assert_eq!(rejects(&out, "SD", "scan").len(), 38);
+    let native = read_json(&out.join("SD/syphus/train.json"));
+    assert_valid("syphus_spot_diff.schema.json", &native, "train.json");
+    assert_eq!(native[1]["img_id"], "235");
+}
+
+#[test]
+fn tv_captions_from_fixtures() {
+    let Some(fx) = fixtures() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = dir.path().join("corpus");
+    copy(
+        &fx.join("tvc/tvr_val_release.first40.jsonl"),
+        &corpus.join("tvr_val_release.jsonl"),
+    );
+    copy(
+        &fx.join("tvc/tvc_val_gt_example.jsonl"),
+        &corpus.join("tvc_val_gt.jsonl"),
+    );
+    for (folder, n) in [
+        ("friends_frames/friends_s01e03_seg02_clip_19", 20),
+        ("bbt_frames/s02e14_seg02_clip_02", 40),
+        ("friends_frames/friends_s08e08_seg01_clip_00", 5),
+    ] {
+        for i in 1..=n {
+            picture(
+                &corpus
+                    .join("frames_hq")
+                    .join(folder)
+                    .join(format!("{i:05}.jpg")),
+                i,
+            );
+        }
+    }
+    let (out, o) = run(
+        dir.path(),
+        "scenario = \"TVC\"",
+        "annotations = [\"tvr_val_release.jsonl\", \"tvc_val_gt.jsonl\"]\nmedia = \"frames_hq\"",
+    );
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    let q = query(&out, "TVC");
+    assert_eq!(q.len(), 3);
+    assert_eq!(
+        message(&q, "friends_s01e03_seg02_clip_19"),
+        "1. Phoebe puts one of her ponytails in her mouth."
+    );
+    // A TVR line and a TVC line of the same clip merge, in file order.
+    assert_eq!(
+        message(&q, "friends_s08e08_seg01_clip_00"),
+        "1. Rachel invites Phoebe to have dinner with her and her father.\n2. Rachael walks up to Phoebe and Phoebe turns around."
+    );
+    let ids = check_frames(&out, "TVC", &q);
+    // 40 frames: stride 2, start 1 -> files 00002, 00004, ..., 00040; the show prefix is added.
+    let bbt: Vec<&String> = ids.iter().filter(|i| i.contains("s02e14")).collect();
+    assert_eq!(bbt.len(), 20);
+    assert_eq!(bbt[0], "TVC_IMG_bbt_s02e14_seg02_clip_02_00002");
+    assert!(ids.contains("TVC_IMG_friends_s01e03_seg02_clip_19_00020"));
+    assert_eq!(
+        rejects(&out, "TVC", "scan").len(),
+        37,
+        "clips without frames"
+    );
+    let lines = std::fs::read_to_string(out.join("TVC/syphus/tvc_train_release.jsonl")).unwrap();
+    assert_eq!(lines.lines().count(), 3);
+    for line in lines.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_valid("syphus_tvc.schema.json", &v, "tvc line");
+    }
+}
+
+#[test]
+fn scene_navigation_from_fixtures() {
+    let Some(fx) = fixtures() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = dir.path().join("corpus");
+    let refer = fx.join("scannet/ScanRefer_filtered_val.sample12.json");
+    copy(&refer, &corpus.join("ScanRefer_filtered_val.json"));
+    // The real frames of scene0000_00 stand in for two scans of room scene0011, which the
+    // ScanRefer sample describes; scene0000_00 itself has no description.
+    for scan in ["scene0000_00", "scene0011_00", "scene0011_01"] {
+        for f in ["00000.jpg", "00011.jpg", "00102.jpg"] {
+            copy(
+                &fx.join("scannet/scene0000_00/color").join(f),
+                &corpus.join("frames_25k").join(scan).join("color").join(f),
+            );
+        }
+    }
+    let (out, o) = run(
+        dir.path(),
+        "scenario = \"SN\"",
+        "annotations = \"ScanRefer_filtered_val.json\"\nmedia = \"frames_25k\"",
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let q = query(&out, "SN");
+    let ids: Vec<&str> = q.iter().map(|(i, _)| i.as_str()).collect();
+    assert_eq!(ids, ["scene0011_00", "scene0011_01"]);
+    let records = read_json(&refer);
+    let mut expected: Vec<String> = records
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            format!(
+                "{}: {}",
+                r["object_name"].as_str().unwrap(),
+                r["description"].as_str().unwrap().trim()
+            )
+        })
+        .collect();
+    expected.sort();
+    for (_, m) in &q {
+        let mut lines: Vec<String> = m.split('\n').map(String::from).collect();
+        lines.sort();
+        assert_eq!(lines, expected);
+    }
+    let frame_ids = check_frames(&out, "SN", &q);
+    assert!(frame_ids.contains("SN_IMG_scene0011_01_color_00102"));
+    let native = read_json(&out.join("SN/syphus/scan_info.json"));
+    assert_valid("syphus_scan_info.schema.json", &native, "scan_info.json");
+}
+
+#[test]
+fn ego4d_from_fixtures() {
+    let Some(fx) = fixtures() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = dir.path().join("corpus");
+    // The excerpt lost its narration_pass_1 wrapper: put it back, as real files have it.
+    let excerpt = read_json(&fx.join("ego4d/narration_excerpt_77cc4654.json"));
+    let (uid, inner) = excerpt.as_object().unwrap().iter().next().unwrap();
+    let wrapped = serde_json::json!({ uid: {"narration_pass_1": inner} });
+    std::fs::create_dir_all(corpus.join("v1/annotations")).unwrap();
+    std::fs::write(
+        corpus.join("v1/annotations/narration.json"),
+        wrapped.to_string(),
+    )
+    .unwrap();
+    // The real 2 s Ego4D clip stands in for the narrated video: only clip 0 has frames.
+    copy(
+        &fx.join("ego4d/3c0dffd0-e38e-4643-bc48-d513943dc20b_012_014.mp4"),
+        &corpus.join(format!("v1/full_scale/{uid}.mp4")),
+    );
+    let (out, o) = run(
+        dir.path(),
+        "scenario = \"E4D\"\n[corpus]\nclip_seconds = 5\nstrip_markers = true",
+        "annotations = \"v1/annotations/narration.json\"\nmedia = \"v1/full_scale\"",
+    );
+    let q = query(&out, "E4D");
+    let clip0 = format!("{uid}_clip000000");
+    assert_eq!(
+        q.iter().map(|(i, _)| i.as_str()).collect::<Vec<_>>(),
+        [clip0.as_str()],
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(
+        message(&q, &clip0),
+        "timestamp: 0\ndescription: C interacts with a woman X\n\ntimestamp: 5\ndescription: C walks into the kitchen"
+    );
+    let ids = check_frames(&out, "E4D", &q);
+    assert!(
+        ids.contains(&format!("E4D_IMG_{clip0}_00000000")),
+        "{ids:?}"
+    );
+    // Clips past the end of the 2 s video have no frames: rejected by keyframes, not dropped.
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert_eq!(rejects(&out, "E4D", "keyframes").len(), 5);
+    let native = read_json(&out.join("E4D/syphus/processed_all_anns.json"));
+    assert_valid(
+        "syphus_ego4d.schema.json",
+        &native,
+        "processed_all_anns.json",
+    );
+    assert_eq!(native[uid.as_str()]["clips"][0]["clip_id"], clip0.as_str());
+}
+
+#[test]
+fn coco_general_difference_from_fixtures() {
+    let Some(fx) = fixtures() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = dir.path().join("corpus");
+    // The four real COCO images with their official-format person boxes; the captions excerpt
+    // (other images) and a small captions file for two of them, written here.
+    let ann = fx.join("coco/annotations");
+    copy(
+        &ann.join("person_keypoints_subset.mmpose_test_coco.json"),
+        &corpus.join("annotations/instances.json"),
+    );
+    copy(
+        &ann.join("captions_val2017.json_samples.json"),
+        &corpus.join("annotations/captions.json"),
+    );
+    let extra = serde_json::json!({"images": [], "annotations": [
+        {"image_id": 785, "id": 1, "caption": "A woman skiing down a slope."},
+        {"image_id": 40083, "id": 2, "caption": "People playing a game. "},
+        {"image_id": 785, "id": 3, "caption": "A skier in the snow."},
+    ]});
+    std::fs::write(
+        corpus.join("annotations/captions_test.json"),
+        extra.to_string(),
+    )
+    .unwrap();
+    for entry in std::fs::read_dir(fx.join("coco/images")).unwrap() {
+        let p = entry.unwrap().path();
+        copy(&p, &corpus.join("val2017").join(p.file_name().unwrap()));
+    }
+    let (out, o) = run(
+        dir.path(),
+        "scenario = \"CGD\"",
+        "annotations = [\"annotations/instances.json\", \"annotations/captions.json\", \"annotations/captions_test.json\"]\nmedia = \"val2017\"",
+    );
+    // The excerpt's captions and images were cut separately: captions of images it does not
+    // list are rejected, one reject per image.
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    let scan_rejects = rejects(&out, "CGD", "scan");
+    assert!(!scan_rejects.is_empty());
+    for r in &scan_rejects {
+        assert!(r.error.contains("which no images list has"), "{r:?}");
+        assert!(r.path.ends_with("captions.json"), "{r:?}");
+    }
+    let q = query(&out, "CGD");
+    let ids: Vec<&str> = q.iter().map(|(i, _)| i.as_str()).collect();
+    assert_eq!(
+        ids,
+        [
+            "000000000785_000000040083",
+            "000000040083_000000196141",
+            "000000196141_000000197388"
+        ]
+    );
+    assert_eq!(
+        message(&q, "000000000785_000000040083"),
+        "image a:\nA woman skiing down a slope.\nA skier in the snow.\nperson: [280.79, 44.73, 218.7, 346.68]\nimage b:\nPeople playing a game.\nperson: [38.08, 110.95, 174.71, 174.71]\nperson: [257.76, 139.06, 140.05, 154.21]\nperson: [275.17, 126.5, 10.69, 68.26]"
+    );
+    let frame_ids = check_frames(&out, "CGD", &q);
+    assert!(frame_ids.contains("CGD_IMG_000000197388"));
+    let native = read_json(&out.join("CGD/syphus/csd_query.json"));
+    assert_valid(
+        "syphus_coco_difference.schema.json",
+        &native,
+        "csd_query.json",
+    );
+}
+
+#[test]
+fn dense_captions_from_fixtures() {
+    let Some(fx) = fixtures() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = dir.path().join("corpus");
+    copy(
+        &fx.join("activitynet_captions/val_1.first20.json"),
+        &corpus.join("captions/val_1.json"),
+    );
+    // A real short clip stands in for the first video; the other 19 have none.
+    copy(
+        &fx.join("videos/realshort.mp4"),
+        &corpus.join("videos/v_4Lu8ECLHvK4.mp4"),
+    );
+    let (out, o) = run(
+        dir.path(),
+        "scenario = \"DC\"",
+        "annotations = \"captions/val_1.json\"\nmedia = \"videos\"",
+    );
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    let q = query(&out, "DC");
+    assert_eq!(
+        message(&q, "v_4Lu8ECLHvK4"),
+        "timestamps: [[0, 124], [3, 8], [7, 15], [14, 33], [31, 39], [37, 52], [48, 104], [98, 124]]\nsentences: [\"There are some people including small children near a soccer field.\", \"A small boy is playing by himself a he stands on a large square tile.\", \"A man dressed in a blue shirt come running towards him and points out his finger, indicating to the boy to go there.\", \"The boy gets off the tile and walks to another tile.\", \"Then another little boy wearing a gray shirt comes to that tile and begins playing.\", \"The other little boy moves away to another tile.\", \"There are some man playing with small children on the lawn.\", \"The little boy comes running towards some children and his father follows him.\"]"
+    );
+    let ids = check_frames(&out, "DC", &q);
+    assert!(ids.contains("DC_IMG_v_4Lu8ECLHvK4_0000"));
+    assert_eq!(rejects(&out, "DC", "scan").len(), 19);
+    assert!(
+        stderr(&o).contains("DC: metadata: 1 units"),
+        "{}",
+        stderr(&o)
+    );
+}
