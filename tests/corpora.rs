@@ -6,13 +6,11 @@
 //! Each test skips, saying why, when the fixtures folder is missing.
 
 #[allow(dead_code)]
-mod util;
-
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
+use crate::util::*;
 use mimicit::model::UnitMedia;
-use util::*;
 
 fn fixtures() -> Option<PathBuf> {
     let dir = repo().join("../shared/fixtures");

@@ -220,6 +220,8 @@ fn write_webdataset(
                 ));
             }
             plan.sort_by(|a, b| a.0.cmp(&b.0));
+            // An image shared by two units (COCO pairs) is one sample.
+            plan.dedup_by(|a, b| a.0 == b.0);
         }
     }
     let sizes: Vec<u64> = plan
