@@ -59,6 +59,10 @@ pub struct OutputFile {
     pub path: String,
     pub bytes: u64,
     pub blake3: String,
+    /// Rows (parquet), entries (instructions, train, Syphus query), samples (tar) or lines
+    /// (JSONL); absent for other files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows: Option<u64>,
 }
 
 impl Default for Manifest {
@@ -156,6 +160,53 @@ pub fn hash_file(path: &Path) -> Result<(u64, String)> {
     Ok((n, h.finalize().to_hex().to_string()))
 }
 
+/// The row count recorded for an output file, by its kind (see [`OutputFile::rows`]).
+pub fn count_rows(path: &Path) -> Result<Option<u64>> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let json_entries = |v: &serde_json::Value| match v {
+        serde_json::Value::Array(a) => Some(a.len() as u64),
+        serde_json::Value::Object(o) => Some(o.len() as u64),
+        _ => None,
+    };
+    let read_json = || -> Result<serde_json::Value> {
+        let text = std::fs::read(path).at(path)?;
+        serde_json::from_slice(&text).map_err(|e| Error::Json {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })
+    };
+    Ok(if name.ends_with(".parquet") {
+        Some(crate::tables::count_rows(path)?)
+    } else if name.ends_with("_instructions.json") {
+        json_entries(&read_json()?["data"])
+    } else if name.ends_with("_train.json") || name.ends_with("_query.json") {
+        // Trainer files and the Syphus query: one entry per instruction or unit.
+        json_entries(&read_json()?)
+    } else if name.ends_with(".jsonl") {
+        let text = std::fs::read(path).at(path)?;
+        Some(
+            text.split(|b| *b == b'\n')
+                .filter(|l| !l.is_empty())
+                .count() as u64,
+        )
+    } else if name.ends_with(".tar") {
+        let file = File::open(path).at(path)?;
+        let mut keys = std::collections::BTreeSet::new();
+        let mut archive = tar::Archive::new(file);
+        for entry in archive.entries().at(path)? {
+            let entry = entry.at(path)?;
+            let p = entry.path().at(path)?.to_string_lossy().into_owned();
+            keys.insert(p.split('.').next().unwrap_or("").to_string());
+        }
+        Some(keys.len() as u64)
+    } else {
+        None
+    })
+}
+
 pub fn hash_str(s: &str) -> String {
     blake3::hash(s.as_bytes()).to_hex().to_string()
 }
@@ -170,6 +221,7 @@ pub fn describe(out: &Path, files: &[PathBuf]) -> Result<Vec<OutputFile>> {
             path: rel.to_string_lossy().replace('\\', "/"),
             bytes,
             blake3,
+            rows: count_rows(f)?,
         });
     }
     v.sort();

@@ -43,6 +43,25 @@ fn json(v: &impl serde::Serialize) -> String {
     serde_json::to_string(v).expect("serialisable")
 }
 
+/// Number of rows of any parquet file (read from its footer only).
+pub fn count_rows(path: &Path) -> Result<u64> {
+    let f = File::open(path).map_err(|e| Error::io(path, e))?;
+    ParquetReader::new(f)
+        .num_rows()
+        .map(|n| n as u64)
+        .map_err(|e| table_err(path, e))
+}
+
+/// One string column of a parquet file, reading no other column.
+pub fn read_string_column(path: &Path, name: &str) -> Result<Vec<String>> {
+    let f = File::open(path).map_err(|e| Error::io(path, e))?;
+    let df = ParquetReader::new(f)
+        .with_columns(Some(vec![name.to_string()]))
+        .finish()
+        .map_err(|e| table_err(path, e))?;
+    strings(&df, path, name)
+}
+
 pub fn write_units(path: &Path, units: &[Unit]) -> Result<()> {
     let n = units.len();
     let mut kind = Vec::with_capacity(n);

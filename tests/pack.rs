@@ -210,3 +210,91 @@ fn webdataset_shards_read_with_the_webdataset_package() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(!wds.exists());
 }
+
+#[test]
+fn verify_catches_a_flipped_byte_in_any_output() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_demo(dir.path());
+    let o = mimicit(dir.path(), &["run", "scenarios/demo.toml", "--out", "out"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = dir.path().join("out");
+    let manifest = read_json(&out.join("manifest.json"));
+    let mut targets: Vec<String> = Vec::new();
+    for stages in manifest["scenarios"]["DC"]["stages"]
+        .as_object()
+        .unwrap()
+        .values()
+    {
+        for o in stages["outputs"].as_array().unwrap() {
+            assert!(o["rows"].is_u64() || !o["path"].as_str().unwrap().ends_with(".parquet"));
+            targets.push(o["path"].as_str().unwrap().to_string());
+        }
+    }
+    // A frame of the content-addressed store, which the manifest covers through frames.parquet.
+    let frames = mimicit::tables::read_frames(&out.join("DC/frames.parquet")).unwrap();
+    targets.push(format!("DC/{}", frames[3].file));
+    assert!(targets.len() >= 14, "{targets:?}");
+    for t in &targets {
+        let path = out.join(t);
+        let original = std::fs::read(&path).unwrap();
+        let mut damaged = original.clone();
+        let i = damaged.len() / 2;
+        damaged[i] ^= 0x01;
+        std::fs::write(&path, &damaged).unwrap();
+        let o = mimicit(dir.path(), &["verify", "out"]);
+        assert_eq!(o.status.code(), Some(1), "flipped byte in {t} not caught");
+        let report: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+        let named = report["problems"].as_array().unwrap().iter().any(|p| {
+            p["path"]
+                .as_str()
+                .unwrap()
+                .ends_with(t.rsplit('/').next().unwrap())
+                || p["problem"]
+                    .as_str()
+                    .unwrap()
+                    .contains(t.rsplit('/').next().unwrap())
+        });
+        assert!(named, "{t}: {report}");
+        std::fs::write(&path, &original).unwrap();
+    }
+    let o = mimicit(dir.path(), &["verify", "out"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+}
+
+#[test]
+fn verify_finds_instructions_whose_images_are_not_packed() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_demo(dir.path());
+    let o = mimicit(dir.path(), &["run", "scenarios/demo.toml", "--out", "out"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = dir.path().join("out");
+    // Rewrite an instruction to point at an image that does not exist, and re-record its hash
+    // in the manifest, as a buggy tool or a hand edit would: only the id check can catch it.
+    let ins_path = out.join("DC/DC_instructions.json");
+    let mut ins = read_json(&ins_path);
+    ins["data"]["DC_INS_00001"]["image_ids"][0] = "DC_IMG_v_nowhere_0000".into();
+    let bytes = serde_json::to_vec_pretty(&ins).unwrap();
+    std::fs::write(&ins_path, &bytes).unwrap();
+    let mut manifest = read_json(&out.join("manifest.json"));
+    for o in manifest["scenarios"]["DC"]["stages"]["pack"]["outputs"]
+        .as_array_mut()
+        .unwrap()
+    {
+        if o["path"] == "DC/DC_instructions.json" {
+            o["bytes"] = bytes.len().into();
+            o["blake3"] = blake3::hash(&bytes).to_hex().to_string().into();
+        }
+    }
+    std::fs::write(
+        out.join("manifest.json"),
+        serde_json::to_vec_pretty(&manifest).unwrap(),
+    )
+    .unwrap();
+    let o = mimicit(dir.path(), &["verify", "out"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stdout(&o).contains("DC_IMG_v_nowhere_0000 is not in DC/DC.parquet"),
+        "{}",
+        stdout(&o)
+    );
+}
