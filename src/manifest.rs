@@ -238,9 +238,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path();
         std::fs::create_dir_all(out.join("DC")).unwrap();
-        std::fs::write(out.join("DC/units.parquet"), b"abc").unwrap();
-        let outputs = describe(out, &[out.join("DC/units.parquet")]).unwrap();
-        assert_eq!(outputs[0].path, "DC/units.parquet");
+        std::fs::write(out.join("DC/units.bin"), b"abc").unwrap();
+        let outputs = describe(out, &[out.join("DC/units.bin")]).unwrap();
+        assert_eq!(outputs[0].path, "DC/units.bin");
         assert_eq!(outputs[0].bytes, 3);
         let entry = StageEntry {
             config_hash: hash_str("c"),
@@ -257,7 +257,7 @@ mod tests {
         let back = Manifest::load(out).unwrap();
         assert_eq!(back, m);
         assert!(back.stage("DC", "scan").unwrap().outputs_present(out));
-        std::fs::write(out.join("DC/units.parquet"), b"abcd").unwrap();
+        std::fs::write(out.join("DC/units.bin"), b"abcd").unwrap();
         assert!(!back.stage("DC", "scan").unwrap().outputs_present(out));
     }
 
