@@ -46,5 +46,55 @@ fn scan(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, config, hashing, scan);
+/// Pack throughput: 256 incompressible "images" of 128 KiB (32 MiB) into the images parquet
+/// (base64, zstd, fsync) and into a WebDataset shard.
+fn pack(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut state = 0x9e3779b97f4a7c15u64;
+    let rows: Vec<(String, Vec<u8>)> = (0..256)
+        .map(|i| {
+            let bytes = (0..128 * 1024)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    state as u8
+                })
+                .collect();
+            (format!("DC_IMG_v_bench_{i:04}"), bytes)
+        })
+        .collect();
+    let total: u64 = rows.iter().map(|(_, b)| b.len() as u64).sum();
+    let mut g = c.benchmark_group("pack");
+    g.sample_size(10);
+    g.throughput(Throughput::Bytes(total));
+    g.bench_function("images_parquet_32MiB", |b| {
+        b.iter(|| {
+            mimicit::shards::write_images_parquet(&dir.path().join("DC.parquet"), &rows).unwrap()
+        })
+    });
+    let load = |i: usize| -> mimicit::Result<mimicit::shards::webdataset::Sample> {
+        Ok(mimicit::shards::webdataset::Sample {
+            key: rows[i].0.clone(),
+            members: vec![("png".into(), rows[i].1.clone())],
+        })
+    };
+    g.bench_function("webdataset_shard_32MiB", |b| {
+        b.iter(|| {
+            mimicit::shards::webdataset::write_shard(
+                &dir.path().join("DC-000000.tar"),
+                0..rows.len(),
+                &load,
+            )
+            .unwrap()
+        })
+    });
+    g.bench_function("plain_write_fsync_32MiB", |b| {
+        let flat: Vec<u8> = rows.iter().flat_map(|(_, b)| b.iter().copied()).collect();
+        b.iter(|| mimicit::atomic::write(&dir.path().join("plain.bin"), &flat).unwrap())
+    });
+    g.finish();
+}
+
+criterion_group!(benches, config, hashing, scan, pack);
 criterion_main!(benches);
