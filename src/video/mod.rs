@@ -11,6 +11,7 @@
 //! Segments and [`Sampling::At`] times use the same axis.
 
 mod sampling;
+mod scenes;
 
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
@@ -25,6 +26,7 @@ use ffmpeg_next as ffmpeg;
 use crate::config::{KeyframesConfig, SamplingPolicy};
 use crate::model::RgbFrame;
 use sampling::{Selector, StreamFacts};
+use scenes::Signature;
 
 /// Largest frame accepted, in pixels (as for still images).
 pub const MAX_PIXELS: u64 = 16384 * 16384;
@@ -106,6 +108,11 @@ pub enum Sampling {
     /// The frame nearest to each time (seconds on the media timeline, see the module doc), in time
     /// order; times picking the same frame give it once. Times past the end pick the last frame.
     At(Vec<f64>),
+    /// The first frame of each shot (the first frame of the unit starts one): a frame starts a
+    /// shot when its content change from the previous frame (`1 -` correlation of small luma
+    /// histograms, in `[0, 1]`) exceeds `threshold` and the current shot has lasted at least
+    /// `min_shot_s` seconds.
+    SceneCuts { threshold: f64, min_shot_s: f64 },
     /// Only intra-coded frames: the decoder skips the others without decoding them.
     KeyframesOnly,
     /// Every decoded frame.
@@ -114,17 +121,20 @@ pub enum Sampling {
 
 impl Sampling {
     /// The sampling a `[keyframes]` configuration asks for; `times` are the unit's annotation
-    /// times (for `at`). None for `scene-cuts`, which is not a per-frame rule this module applies.
-    pub fn from_config(cfg: &KeyframesConfig, times: &[f64]) -> Option<Sampling> {
-        Some(match cfg.policy {
+    /// times (for `at`).
+    pub fn from_config(cfg: &KeyframesConfig, times: &[f64]) -> Sampling {
+        match cfg.policy {
             SamplingPolicy::Fps => Sampling::Fps(cfg.fps),
             SamplingPolicy::LegacyStride => Sampling::LegacyStride(cfg.fps),
             SamplingPolicy::Uniform => Sampling::Uniform(cfg.count),
             SamplingPolicy::At => Sampling::At(times.to_vec()),
             SamplingPolicy::KeyframesOnly => Sampling::KeyframesOnly,
             SamplingPolicy::All => Sampling::All,
-            SamplingPolicy::SceneCuts => return None,
-        })
+            SamplingPolicy::SceneCuts => Sampling::SceneCuts {
+                threshold: cfg.scene_threshold,
+                min_shot_s: cfg.min_shot,
+            },
+        }
     }
 }
 
@@ -208,6 +218,7 @@ pub fn sample(
         rotation: opened.rotation,
         decoder: opened.decoder,
         scaler: None,
+        thumb_scaler: None,
         held: None,
         frames_decoded: 0,
         decode_errors: 0,
@@ -443,6 +454,8 @@ struct Run<'a> {
     decoder: ffmpeg::decoder::Video,
     /// Rebuilt when the frame format or size changes mid-stream.
     scaler: Option<scaling::Context>,
+    /// To the scene-cut thumbnail; rebuilt like `scaler`.
+    thumb_scaler: Option<scaling::Context>,
     /// The previous frame, kept while a later target may still pick it.
     held: Option<Held>,
     frames_decoded: u64,
@@ -514,7 +527,12 @@ impl Run<'_> {
             let frame_number = self.frames_decoded;
             self.frames_decoded += 1;
             let time_s = self.frame_time(&frame, frame_number);
-            let step = selector.offer(time_s);
+            let step = if selector.wants_content() {
+                let signature = self.signature(&frame)?;
+                selector.offer_content(time_s, signature)
+            } else {
+                selector.offer(time_s)
+            };
             if step.emit_prev {
                 if let Some(held) = self.held.take() {
                     if self.emit(held, on_frame)?.is_break() {
@@ -574,6 +592,44 @@ impl Run<'_> {
             frame_number: held.frame_number,
             image,
         }))
+    }
+
+    /// The frame's content signature, from a tiny grey thumbnail (area-averaged, so it is not
+    /// aliased; no full-size RGB picture is made).
+    fn signature(&mut self, frame: &AvFrame) -> Result<Signature, VideoError> {
+        let (format, w, h) = (frame.format(), frame.width(), frame.height());
+        let convert_error = |source| VideoError::Convert {
+            path: self.path.to_owned(),
+            format: format!("{format:?}"),
+            source,
+        };
+        let stale = self.thumb_scaler.as_ref().is_none_or(|s| {
+            let i = s.input();
+            (i.format, i.width, i.height) != (format, w, h)
+        });
+        if stale {
+            let mut scaler = scaling::Context::get(
+                format,
+                w,
+                h,
+                Pixel::GRAY8,
+                scenes::THUMB_W,
+                scenes::THUMB_H,
+                scaling::Flags::AREA,
+            )
+            .map_err(convert_error)?;
+            set_colorspace(&mut scaler, frame);
+            self.thumb_scaler = Some(scaler);
+        }
+        let scaler = self.thumb_scaler.as_mut().expect("scaler was just set");
+        let mut thumb = AvFrame::empty();
+        scaler.run(frame, &mut thumb).map_err(convert_error)?;
+        Ok(Signature::from_gray(
+            scenes::THUMB_W as usize,
+            scenes::THUMB_H as usize,
+            thumb.stride(0),
+            thumb.data(0),
+        ))
     }
 
     /// Converts a decoded frame of any pixel format to packed RGB24, honouring its colour matrix
