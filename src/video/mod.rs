@@ -34,6 +34,16 @@ pub const MAX_PIXELS: u64 = 16384 * 16384;
 /// Segments starting later than this are reached by seeking rather than by decoding from 0.
 const SEEK_THRESHOLD_S: f64 = 2.0;
 
+/// Decoding less for the nearest-frame policies (`Fps`, `Uniform`, `At`): a packet whose pts is
+/// more than this before the next wanted time is decoded with non-reference frames discarded
+/// (they cannot be the nearest frame: a later frame lies between them and the target). Packets
+/// are judged on their own pts, so B-frame reordering and decoder delay do not matter.
+const SKIP_MARGIN_S: f64 = 0.25;
+
+/// ... and when the next wanted time is further ahead than this (and than two keyframe
+/// intervals), the demuxer seeks to the keyframe before it instead of reading on.
+const SEEK_AHEAD_S: f64 = 4.0;
+
 /// Initialises FFmpeg once per process and quiets its logging (errors are returned, not printed).
 /// The FFmpeg libraries this binary runs with: `(libavcodec, libavformat, libavutil)` versions
 /// as `major.minor.micro`.
@@ -144,8 +154,10 @@ pub struct SampledFrame {
     /// Seconds on the media timeline (see the module doc).
     pub time_s: f64,
     /// Index of this frame among the frames decoded in this call, in presentation order, from 0.
-    /// Without a seek it is the frame's index in the stream; after a seek (segments starting past
-    /// 2 s) it counts from the keyframe decoding resumed at, so it is not an index in the file.
+    /// For `All`, `LegacyStride`, `SceneCuts` and `KeyframesOnly` without a segment it is the
+    /// frame's index among the decoded frames of the stream. It is not an index in the file after
+    /// a seek (segments starting past 2 s, and `Fps`, `Uniform`, `At`, which seek ahead and
+    /// discard non-reference frames no wanted time needs).
     pub frame_number: u64,
     /// Packed RGB24, display rotation applied.
     pub image: RgbFrame,
@@ -184,6 +196,19 @@ pub fn sample(
     segment: Option<(f64, f64)>,
     on_frame: &mut dyn FnMut(SampledFrame) -> ControlFlow<()>,
 ) -> Result<VideoInfo, VideoError> {
+    sample_with(path, sampling, segment, true, on_frame)
+}
+
+/// [`sample`], with decoding less (seeking ahead, discarding non-reference frames no wanted time
+/// needs) switched on or off; the frames kept are the same either way, only
+/// [`SampledFrame::frame_number`] and [`VideoInfo::frames_decoded`] differ.
+pub(crate) fn sample_with(
+    path: &Path,
+    sampling: &Sampling,
+    segment: Option<(f64, f64)>,
+    decode_less: bool,
+    on_frame: &mut dyn FnMut(SampledFrame) -> ControlFlow<()>,
+) -> Result<VideoInfo, VideoError> {
     init();
     let mut input = ffmpeg::format::input(path).map_err(|source| VideoError::Open {
         path: path.to_owned(),
@@ -216,6 +241,14 @@ pub fn sample(
         time_base: opened.time_base,
         fps: opened.facts.fps,
         rotation: opened.rotation,
+        // Only on streams of constant frame rate: there a wanted frame is never more than a frame
+        // interval from its target, so frames far before it are never the nearest.
+        decode_less: decode_less && opened.constant_rate,
+        skipping: false,
+        keyframe_interval: None,
+        last_key: None,
+        seeked_for: None,
+        last_offered: None,
         decoder: opened.decoder,
         scaler: None,
         thumb_scaler: None,
@@ -288,6 +321,8 @@ pub fn probe(path: &Path) -> Result<VideoInfo, VideoError> {
 
 struct Opened {
     index: usize,
+    /// The stream's average and base frame rates agree.
+    constant_rate: bool,
     time_base: f64,
     facts: StreamFacts,
     duration_s: Option<f64>,
@@ -350,8 +385,16 @@ fn open_stream(
             height: h,
         });
     }
+    let constant_rate = {
+        let (a, r) = (stream.avg_frame_rate(), stream.rate());
+        a.numerator() > 0
+            && a.denominator() > 0
+            && i64::from(a.numerator()) * i64::from(r.denominator())
+                == i64::from(r.numerator()) * i64::from(a.denominator())
+    };
     Ok(Opened {
         index: stream.index(),
+        constant_rate,
         time_base,
         facts: StreamFacts {
             fps,
@@ -451,6 +494,18 @@ struct Run<'a> {
     time_base: f64,
     fps: Option<f64>,
     rotation: i32,
+    /// Seek ahead and discard non-reference frames when no wanted time needs them.
+    decode_less: bool,
+    /// Non-reference frames are being discarded.
+    skipping: bool,
+    /// Longest distance between keyframe packets seen so far, seconds.
+    keyframe_interval: Option<f64>,
+    last_key: Option<f64>,
+    /// The target the last forward seek was made for (one seek per target, so never a loop).
+    seeked_for: Option<f64>,
+    /// Time of the last frame offered to the selector: after a seek, frames up to it are
+    /// decoded again and dropped.
+    last_offered: Option<f64>,
     decoder: ffmpeg::decoder::Video,
     /// Rebuilt when the frame format or size changes mid-stream.
     scaler: Option<scaling::Context>,
@@ -470,8 +525,23 @@ impl Run<'_> {
         selector: &mut Selector,
         on_frame: &mut dyn FnMut(SampledFrame) -> ControlFlow<()>,
     ) -> Result<Outcome, VideoError> {
-        for (stream, packet) in input.packets() {
-            if stream.index() != self.stream_index {
+        loop {
+            let mut packet = ffmpeg::Packet::empty();
+            match packet.read(input) {
+                Ok(()) => {}
+                Err(ffmpeg::Error::Eof) => break,
+                // A demuxer resyncs past corrupt data.
+                Err(ffmpeg::Error::InvalidData) => continue,
+                Err(e) => {
+                    // Any other read error sticks to the input: end the stream here.
+                    self.decoder_error(&e);
+                    break;
+                }
+            }
+            if packet.stream() != self.stream_index {
+                continue;
+            }
+            if self.decode_less && self.plan_ahead(input, &packet, selector) {
                 continue;
             }
             loop {
@@ -497,6 +567,70 @@ impl Run<'_> {
             self.decoder_error(&e);
         }
         self.drain(selector, on_frame)
+    }
+
+    /// Before `packet` is decoded: seeks ahead when the next wanted time is far (true: the
+    /// packet is dropped and reading resumes at a keyframe before that time), else sets whether
+    /// the decoder discards non-reference frames for this packet.
+    fn plan_ahead(
+        &mut self,
+        input: &mut ffmpeg::format::context::Input,
+        packet: &ffmpeg::Packet,
+        selector: &Selector,
+    ) -> bool {
+        let Some(pts) = packet.pts() else {
+            self.set_skipping(false);
+            return false;
+        };
+        let t = pts as f64 * self.time_base;
+        if packet.is_key() {
+            if let Some(last) = self.last_key {
+                let gap = t - last;
+                if gap > 0.0 && self.keyframe_interval.is_none_or(|k| gap > k) {
+                    self.keyframe_interval = Some(gap);
+                }
+            }
+            self.last_key = Some(t);
+        }
+        let Some(target) = selector.next_target() else {
+            self.set_skipping(false);
+            return false;
+        };
+        let ahead = target - t;
+        // Seek only once the keyframe spacing is known, so that the seek lands ahead.
+        let far = self
+            .keyframe_interval
+            .is_some_and(|k| ahead > SEEK_AHEAD_S.max(2.0 * k));
+        if far && self.seeked_for != Some(target) {
+            self.seeked_for = Some(target);
+            let to = target - SKIP_MARGIN_S;
+            let ts = (to * f64::from(ffmpeg::ffi::AV_TIME_BASE)) as i64;
+            match input.seek(ts, ..ts) {
+                Ok(()) => {
+                    // Frames still in the decoder lie far before the target: none is wanted.
+                    self.decoder.flush();
+                    self.set_skipping(false);
+                    return true;
+                }
+                Err(e) => tracing::debug!(
+                    "{}: seek to {to} s failed ({e}), reading on",
+                    self.path.display()
+                ),
+            }
+        }
+        self.set_skipping(ahead > SKIP_MARGIN_S);
+        false
+    }
+
+    fn set_skipping(&mut self, on: bool) {
+        if on != self.skipping {
+            self.skipping = on;
+            self.decoder.skip_frame(if on {
+                Discard::NonReference
+            } else {
+                Discard::Default
+            });
+        }
     }
 
     fn decoder_error(&mut self, e: &ffmpeg::Error) {
@@ -527,6 +661,11 @@ impl Run<'_> {
             let frame_number = self.frames_decoded;
             self.frames_decoded += 1;
             let time_s = self.frame_time(&frame, frame_number);
+            if self.last_offered.is_some_and(|last| time_s <= last) && self.seeked_for.is_some() {
+                // Decoded again after a seek landed before frames already offered.
+                continue;
+            }
+            self.last_offered = Some(time_s);
             let step = if selector.wants_content() {
                 let signature = self.signature(&frame)?;
                 selector.offer_content(time_s, signature)

@@ -199,6 +199,16 @@ impl Selector {
         }
     }
 
+    /// The earliest time a later frame may still be kept for, for the nearest-frame policies
+    /// (None for the others, and when nothing more is wanted). A frame more than one frame
+    /// interval before it cannot be the nearest to it unless the stream has a gap there.
+    pub(crate) fn next_target(&self) -> Option<f64> {
+        if self.finished {
+            return None;
+        }
+        self.target()
+    }
+
     /// Whether frames are to be offered with their content ([`Selector::offer_content`]).
     pub(crate) fn wants_content(&self) -> bool {
         matches!(self.plan, Plan::Shots(_))

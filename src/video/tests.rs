@@ -552,3 +552,59 @@ fn scene_cuts_on_a_generated_clip_find_the_joins() {
     assert_eq!(numbers, vec![0, 10, 20]);
     assert_times(&times(&frames), &[0.0, 1.0, 2.0]);
 }
+
+/// Times and pixel hashes of what a sampling keeps, with or without decoding less.
+fn kept(path: &Path, sampling: &Sampling, decode_less: bool) -> (Vec<(f64, String)>, u64) {
+    let mut out = Vec::new();
+    let info = sample_with(path, sampling, None, decode_less, &mut |f| {
+        out.push((f.time_s, blake3::hash(&f.image.data).to_hex().to_string()));
+        ControlFlow::Continue(())
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    (out, info.frames_decoded)
+}
+
+#[test]
+fn decoding_less_keeps_exactly_the_same_frames() {
+    let dir = tempfile::tempdir().unwrap();
+    // 30 s at 29.97 fps with B-frames and a keyframe every 2 s: room to seek and to skip.
+    let generated = generate(
+        dir.path(),
+        "long.mp4",
+        "testsrc2=s=160x90:r=30000/1001:d=30",
+        &[
+            "-c:v", "libx264", "-g", "60", "-bf", "3", "-pix_fmt", "yuv420p",
+        ],
+    );
+    let mut paths: Vec<PathBuf> = generated.into_iter().collect();
+    paths.extend(fixture("testvideo.mp4"));
+    paths.extend(fixture("counter.mp4"));
+    let policies = [
+        Sampling::Fps(1.0),
+        Sampling::Fps(0.1),
+        Sampling::Fps(7.0),
+        Sampling::Uniform(3),
+        Sampling::At(vec![0.0, 0.52, 9.99, 10.0, 21.3, 29.9, 100.0]),
+    ];
+    for path in &paths {
+        for sampling in &policies {
+            let (full, n_full) = kept(path, sampling, false);
+            let (less, n_less) = kept(path, sampling, true);
+            eprintln!(
+                "{} {sampling:?}: {n_full} -> {n_less} frames decoded",
+                path.display()
+            );
+            assert!(!full.is_empty());
+            assert_eq!(full, less, "{} {sampling:?}", path.display());
+            assert!(n_less <= n_full);
+        }
+    }
+    if let Some(generated) = paths.first().filter(|p| p.starts_with(dir.path())) {
+        let (_, n_full) = kept(generated, &Sampling::Fps(0.1), false);
+        let (_, n_less) = kept(generated, &Sampling::Fps(0.1), true);
+        assert!(
+            n_less * 2 < n_full,
+            "{n_full} -> {n_less}: seeking did not save decoding"
+        );
+    }
+}
