@@ -368,9 +368,17 @@ fn open_stream(
     };
     let mut context = ffmpeg::codec::context::Context::from_parameters(stream.parameters())
         .map_err(decoder_error)?;
+    // Decoder threads follow `--threads`: inside a rayon worker (many videos decode at once)
+    // one each, else as many as the rayon pool has. FFmpeg's default (0: one per core) would
+    // ignore `--threads 1` and oversubscribe the cores when units decode in parallel.
+    let threads = if rayon::current_thread_index().is_some() {
+        1
+    } else {
+        rayon::current_num_threads()
+    };
     context.set_threading(ffmpeg::codec::threading::Config {
         kind: ffmpeg::codec::threading::Type::Frame,
-        count: 0,
+        count: threads,
         ..Default::default()
     });
     let mut decoder = context.decoder().video().map_err(decoder_error)?;
