@@ -312,7 +312,7 @@ fn frames(a: &FramesArgs) -> Result<i32> {
         let defaults = crate::config::KeyframesConfig::default();
         let threshold = a.scene_threshold.unwrap_or(defaults.scene_threshold);
         let min_shot_s = a.min_shot.unwrap_or(defaults.min_shot);
-        if !(0.0..=1.0).contains(&threshold) || !(min_shot_s.is_finite() && min_shot_s >= 0.0) {
+        if !(0.0..=1.0).contains(&threshold) || !min_shot_s.is_finite() || min_shot_s < 0.0 {
             return Err(Error::Invalid(
                 "--scene-threshold takes a number in [0, 1], --min-shot seconds >= 0".into(),
             ));

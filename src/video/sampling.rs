@@ -44,7 +44,7 @@ enum Plan {
     /// Every `stride`-th frame of the unit, from its first.
     Stride(u64),
     /// The first frame of each shot: decided on content, see [`Selector::offer_content`].
-    Shots(ShotDetector),
+    Shots(Box<ShotDetector>),
     Every,
 }
 
@@ -141,7 +141,7 @@ impl Selector {
                         "minimum shot length must be 0 s or more, got {min_shot_s}"
                     ));
                 }
-                Plan::Shots(ShotDetector::new(*threshold, *min_shot_s))
+                Plan::Shots(Box::new(ShotDetector::new(*threshold, *min_shot_s)))
             }
             Sampling::KeyframesOnly | Sampling::All => Plan::Every,
         };
