@@ -9,7 +9,8 @@ set -euo pipefail
 TORCH_VERSION=2.13.0
 CACHE_ROOT="${MIMICIT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/mimicit}"
 VENV="${MIMICIT_VENV:-$CACHE_ROOT/venv-torch-$TORCH_VERSION}"
-PY_PACKAGES=(pandas pyarrow pillow numpy pyyaml jsonschema webdataset transformers safetensors)
+PY_PACKAGES=(pandas pyarrow pillow numpy pyyaml jsonschema webdataset transformers safetensors
+  opencv-python-headless)
 APT_PACKAGES=(pkg-config clang libclang-dev ffmpeg libavcodec-dev libavformat-dev libavutil-dev
   libswscale-dev libswresample-dev libavfilter-dev libavdevice-dev)
 

@@ -171,6 +171,15 @@ pub struct FramesArgs {
     /// Only intra-coded frames.
     #[arg(long, group = "sampling")]
     pub keyframes_only: bool,
+    /// The first frame of each shot (content-change detection).
+    #[arg(long, group = "sampling")]
+    pub scene_cuts: bool,
+    /// Content change (0..=1) above which --scene-cuts starts a shot.
+    #[arg(long, value_name = "X", requires = "scene_cuts")]
+    pub scene_threshold: Option<f64>,
+    /// Shortest shot for --scene-cuts, in seconds.
+    #[arg(long, value_name = "S", requires = "scene_cuts")]
+    pub min_shot: Option<f64>,
     #[arg(long, default_value_t = 224)]
     pub width: u32,
     #[arg(long, default_value_t = 224)]
@@ -315,6 +324,19 @@ fn frames(a: &FramesArgs) -> Result<i32> {
         Sampling::At(a.at.clone())
     } else if a.keyframes_only {
         Sampling::KeyframesOnly
+    } else if a.scene_cuts {
+        let defaults = crate::config::KeyframesConfig::default();
+        let threshold = a.scene_threshold.unwrap_or(defaults.scene_threshold);
+        let min_shot_s = a.min_shot.unwrap_or(defaults.min_shot);
+        if !(0.0..=1.0).contains(&threshold) || !min_shot_s.is_finite() || min_shot_s < 0.0 {
+            return Err(Error::Invalid(
+                "--scene-threshold takes a number in [0, 1], --min-shot seconds >= 0".into(),
+            ));
+        }
+        Sampling::SceneCuts {
+            threshold,
+            min_shot_s,
+        }
     } else {
         Sampling::Fps(1.0)
     };

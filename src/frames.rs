@@ -52,10 +52,18 @@ pub fn extract(req: &FramesRequest) -> Result<FramesSummary> {
         ImageFormat::Png => "png",
         ImageFormat::Jpeg => "jpg",
     };
-    let results: Vec<std::result::Result<Vec<String>, Reject>> = videos
-        .par_iter()
-        .map(|path| extract_one(req, path, ext))
-        .collect();
+    // One video: decoded outside the rayon pool, so that its decoder gets the pool's threads.
+    let results: Vec<std::result::Result<Vec<String>, Reject>> = if videos.len() == 1 {
+        videos
+            .iter()
+            .map(|path| extract_one(req, path, ext))
+            .collect()
+    } else {
+        videos
+            .par_iter()
+            .map(|path| extract_one(req, path, ext))
+            .collect()
+    };
     let mut summary = FramesSummary::default();
     let mut lines = String::new();
     for r in results {

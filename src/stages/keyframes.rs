@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::config::{ImageConfig, ImageFormat, SamplingPolicy};
+use crate::config::{ImageConfig, ImageFormat};
 use crate::error::{Error, Result};
 use crate::imaging;
 use crate::manifest::Counts;
@@ -36,12 +36,6 @@ struct UnitResult {
 pub fn run(ctx: &StageContext) -> Result<StageOutput> {
     let scenario = ctx.scenario;
     let units = crate::tables::read_units(&super::units_path(ctx))?;
-    let policy = scenario.config.keyframes.policy;
-    if policy == SamplingPolicy::SceneCuts {
-        return Err(Error::NotBuilt {
-            what: "the scene-cuts sampling policy".into(),
-        });
-    }
     let journal = ctx.dir.join("journal").join(STAGE);
     std::fs::create_dir_all(&journal).map_err(|e| Error::io(&journal, e))?;
     crate::atomic::clean_temps(&journal)?;
@@ -162,12 +156,7 @@ fn process(ctx: &StageContext, unit: &Unit) -> std::result::Result<Vec<FrameReco
                 (None, None) => None,
                 (s, e) => Some((s.unwrap_or(0.0), e.unwrap_or(f64::INFINITY))),
             };
-            let sampling = Sampling::from_config(&scenario.config.keyframes, &unit.times)
-                .ok_or_else(|| {
-                    ItemError::Fatal(Error::NotBuilt {
-                        what: "the scene-cuts sampling policy".into(),
-                    })
-                })?;
+            let sampling = Sampling::from_config(&scenario.config.keyframes, &unit.times);
             let mut failure = None;
             let mut on_frame = |f: video::SampledFrame| {
                 let i = frames.len();

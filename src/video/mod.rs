@@ -11,6 +11,7 @@
 //! Segments and [`Sampling::At`] times use the same axis.
 
 mod sampling;
+mod scenes;
 
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
@@ -25,12 +26,23 @@ use ffmpeg_next as ffmpeg;
 use crate::config::{KeyframesConfig, SamplingPolicy};
 use crate::model::RgbFrame;
 use sampling::{Selector, StreamFacts};
+use scenes::Signature;
 
 /// Largest frame accepted, in pixels (as for still images).
 pub const MAX_PIXELS: u64 = 16384 * 16384;
 
 /// Segments starting later than this are reached by seeking rather than by decoding from 0.
 const SEEK_THRESHOLD_S: f64 = 2.0;
+
+/// Decoding less for the nearest-frame policies (`Fps`, `Uniform`, `At`): a packet whose pts is
+/// more than this before the next wanted time is decoded with non-reference frames discarded
+/// (they cannot be the nearest frame: a later frame lies between them and the target). Packets
+/// are judged on their own pts, so B-frame reordering and decoder delay do not matter.
+const SKIP_MARGIN_S: f64 = 0.25;
+
+/// ... and when the next wanted time is further ahead than this (and than two keyframe
+/// intervals), the demuxer seeks to the keyframe before it instead of reading on.
+const SEEK_AHEAD_S: f64 = 4.0;
 
 /// Initialises FFmpeg once per process and quiets its logging (errors are returned, not printed).
 /// The FFmpeg libraries this binary runs with: `(libavcodec, libavformat, libavutil)` versions
@@ -106,6 +118,11 @@ pub enum Sampling {
     /// The frame nearest to each time (seconds on the media timeline, see the module doc), in time
     /// order; times picking the same frame give it once. Times past the end pick the last frame.
     At(Vec<f64>),
+    /// The first frame of each shot (the first frame of the unit starts one): a frame starts a
+    /// shot when its content change from the previous frame (`1 -` correlation of small luma
+    /// histograms, in `[0, 1]`) exceeds `threshold` and the current shot has lasted at least
+    /// `min_shot_s` seconds.
+    SceneCuts { threshold: f64, min_shot_s: f64 },
     /// Only intra-coded frames: the decoder skips the others without decoding them.
     KeyframesOnly,
     /// Every decoded frame.
@@ -114,17 +131,20 @@ pub enum Sampling {
 
 impl Sampling {
     /// The sampling a `[keyframes]` configuration asks for; `times` are the unit's annotation
-    /// times (for `at`). None for `scene-cuts`, which is not a per-frame rule this module applies.
-    pub fn from_config(cfg: &KeyframesConfig, times: &[f64]) -> Option<Sampling> {
-        Some(match cfg.policy {
+    /// times (for `at`).
+    pub fn from_config(cfg: &KeyframesConfig, times: &[f64]) -> Sampling {
+        match cfg.policy {
             SamplingPolicy::Fps => Sampling::Fps(cfg.fps),
             SamplingPolicy::LegacyStride => Sampling::LegacyStride(cfg.fps),
             SamplingPolicy::Uniform => Sampling::Uniform(cfg.count),
             SamplingPolicy::At => Sampling::At(times.to_vec()),
             SamplingPolicy::KeyframesOnly => Sampling::KeyframesOnly,
             SamplingPolicy::All => Sampling::All,
-            SamplingPolicy::SceneCuts => return None,
-        })
+            SamplingPolicy::SceneCuts => Sampling::SceneCuts {
+                threshold: cfg.scene_threshold,
+                min_shot_s: cfg.min_shot,
+            },
+        }
     }
 }
 
@@ -134,8 +154,10 @@ pub struct SampledFrame {
     /// Seconds on the media timeline (see the module doc).
     pub time_s: f64,
     /// Index of this frame among the frames decoded in this call, in presentation order, from 0.
-    /// Without a seek it is the frame's index in the stream; after a seek (segments starting past
-    /// 2 s) it counts from the keyframe decoding resumed at, so it is not an index in the file.
+    /// For `All`, `LegacyStride`, `SceneCuts` and `KeyframesOnly` without a segment it is the
+    /// frame's index among the decoded frames of the stream. It is not an index in the file after
+    /// a seek (segments starting past 2 s, and `Fps`, `Uniform`, `At`, which seek ahead and
+    /// discard non-reference frames no wanted time needs).
     pub frame_number: u64,
     /// Packed RGB24, display rotation applied.
     pub image: RgbFrame,
@@ -174,6 +196,19 @@ pub fn sample(
     segment: Option<(f64, f64)>,
     on_frame: &mut dyn FnMut(SampledFrame) -> ControlFlow<()>,
 ) -> Result<VideoInfo, VideoError> {
+    sample_with(path, sampling, segment, true, on_frame)
+}
+
+/// [`sample`], with decoding less (seeking ahead, discarding non-reference frames no wanted time
+/// needs) switched on or off; the frames kept are the same either way, only
+/// [`SampledFrame::frame_number`] and [`VideoInfo::frames_decoded`] differ.
+pub(crate) fn sample_with(
+    path: &Path,
+    sampling: &Sampling,
+    segment: Option<(f64, f64)>,
+    decode_less: bool,
+    on_frame: &mut dyn FnMut(SampledFrame) -> ControlFlow<()>,
+) -> Result<VideoInfo, VideoError> {
     init();
     let mut input = ffmpeg::format::input(path).map_err(|source| VideoError::Open {
         path: path.to_owned(),
@@ -206,8 +241,17 @@ pub fn sample(
         time_base: opened.time_base,
         fps: opened.facts.fps,
         rotation: opened.rotation,
+        // Only on streams of constant frame rate: there a wanted frame is never more than a frame
+        // interval from its target, so frames far before it are never the nearest.
+        decode_less: decode_less && opened.constant_rate,
+        skipping: false,
+        keyframe_interval: None,
+        last_key: None,
+        seeked_for: None,
+        last_offered: None,
         decoder: opened.decoder,
         scaler: None,
+        thumb_scaler: None,
         held: None,
         frames_decoded: 0,
         decode_errors: 0,
@@ -277,6 +321,8 @@ pub fn probe(path: &Path) -> Result<VideoInfo, VideoError> {
 
 struct Opened {
     index: usize,
+    /// The stream's average and base frame rates agree.
+    constant_rate: bool,
     time_base: f64,
     facts: StreamFacts,
     duration_s: Option<f64>,
@@ -322,9 +368,17 @@ fn open_stream(
     };
     let mut context = ffmpeg::codec::context::Context::from_parameters(stream.parameters())
         .map_err(decoder_error)?;
+    // Decoder threads follow `--threads`: inside a rayon worker (many videos decode at once)
+    // one each, else as many as the rayon pool has. FFmpeg's default (0: one per core) would
+    // ignore `--threads 1` and oversubscribe the cores when units decode in parallel.
+    let threads = if rayon::current_thread_index().is_some() {
+        1
+    } else {
+        rayon::current_num_threads()
+    };
     context.set_threading(ffmpeg::codec::threading::Config {
         kind: ffmpeg::codec::threading::Type::Frame,
-        count: 0,
+        count: threads,
         ..Default::default()
     });
     let mut decoder = context.decoder().video().map_err(decoder_error)?;
@@ -339,8 +393,16 @@ fn open_stream(
             height: h,
         });
     }
+    let constant_rate = {
+        let (a, r) = (stream.avg_frame_rate(), stream.rate());
+        a.numerator() > 0
+            && a.denominator() > 0
+            && i64::from(a.numerator()) * i64::from(r.denominator())
+                == i64::from(r.numerator()) * i64::from(a.denominator())
+    };
     Ok(Opened {
         index: stream.index(),
+        constant_rate,
         time_base,
         facts: StreamFacts {
             fps,
@@ -440,9 +502,23 @@ struct Run<'a> {
     time_base: f64,
     fps: Option<f64>,
     rotation: i32,
+    /// Seek ahead and discard non-reference frames when no wanted time needs them.
+    decode_less: bool,
+    /// Non-reference frames are being discarded.
+    skipping: bool,
+    /// Longest distance between keyframe packets seen so far, seconds.
+    keyframe_interval: Option<f64>,
+    last_key: Option<f64>,
+    /// The target the last forward seek was made for (one seek per target, so never a loop).
+    seeked_for: Option<f64>,
+    /// Time of the last frame offered to the selector: after a seek, frames up to it are
+    /// decoded again and dropped.
+    last_offered: Option<f64>,
     decoder: ffmpeg::decoder::Video,
     /// Rebuilt when the frame format or size changes mid-stream.
     scaler: Option<scaling::Context>,
+    /// To the scene-cut thumbnail; rebuilt like `scaler`.
+    thumb_scaler: Option<scaling::Context>,
     /// The previous frame, kept while a later target may still pick it.
     held: Option<Held>,
     frames_decoded: u64,
@@ -457,8 +533,23 @@ impl Run<'_> {
         selector: &mut Selector,
         on_frame: &mut dyn FnMut(SampledFrame) -> ControlFlow<()>,
     ) -> Result<Outcome, VideoError> {
-        for (stream, packet) in input.packets() {
-            if stream.index() != self.stream_index {
+        loop {
+            let mut packet = ffmpeg::Packet::empty();
+            match packet.read(input) {
+                Ok(()) => {}
+                Err(ffmpeg::Error::Eof) => break,
+                // A demuxer resyncs past corrupt data.
+                Err(ffmpeg::Error::InvalidData) => continue,
+                Err(e) => {
+                    // Any other read error sticks to the input: end the stream here.
+                    self.decoder_error(&e);
+                    break;
+                }
+            }
+            if packet.stream() != self.stream_index {
+                continue;
+            }
+            if self.decode_less && self.plan_ahead(input, &packet, selector) {
                 continue;
             }
             loop {
@@ -484,6 +575,70 @@ impl Run<'_> {
             self.decoder_error(&e);
         }
         self.drain(selector, on_frame)
+    }
+
+    /// Before `packet` is decoded: seeks ahead when the next wanted time is far (true: the
+    /// packet is dropped and reading resumes at a keyframe before that time), else sets whether
+    /// the decoder discards non-reference frames for this packet.
+    fn plan_ahead(
+        &mut self,
+        input: &mut ffmpeg::format::context::Input,
+        packet: &ffmpeg::Packet,
+        selector: &Selector,
+    ) -> bool {
+        let Some(pts) = packet.pts() else {
+            self.set_skipping(false);
+            return false;
+        };
+        let t = pts as f64 * self.time_base;
+        if packet.is_key() {
+            if let Some(last) = self.last_key {
+                let gap = t - last;
+                if gap > 0.0 && self.keyframe_interval.is_none_or(|k| gap > k) {
+                    self.keyframe_interval = Some(gap);
+                }
+            }
+            self.last_key = Some(t);
+        }
+        let Some(target) = selector.next_target() else {
+            self.set_skipping(false);
+            return false;
+        };
+        let ahead = target - t;
+        // Seek only once the keyframe spacing is known, so that the seek lands ahead.
+        let far = self
+            .keyframe_interval
+            .is_some_and(|k| ahead > SEEK_AHEAD_S.max(2.0 * k));
+        if far && self.seeked_for != Some(target) {
+            self.seeked_for = Some(target);
+            let to = target - SKIP_MARGIN_S;
+            let ts = (to * f64::from(ffmpeg::ffi::AV_TIME_BASE)) as i64;
+            match input.seek(ts, ..ts) {
+                Ok(()) => {
+                    // Frames still in the decoder lie far before the target: none is wanted.
+                    self.decoder.flush();
+                    self.set_skipping(false);
+                    return true;
+                }
+                Err(e) => tracing::debug!(
+                    "{}: seek to {to} s failed ({e}), reading on",
+                    self.path.display()
+                ),
+            }
+        }
+        self.set_skipping(ahead > SKIP_MARGIN_S);
+        false
+    }
+
+    fn set_skipping(&mut self, on: bool) {
+        if on != self.skipping {
+            self.skipping = on;
+            self.decoder.skip_frame(if on {
+                Discard::NonReference
+            } else {
+                Discard::Default
+            });
+        }
     }
 
     fn decoder_error(&mut self, e: &ffmpeg::Error) {
@@ -514,7 +669,17 @@ impl Run<'_> {
             let frame_number = self.frames_decoded;
             self.frames_decoded += 1;
             let time_s = self.frame_time(&frame, frame_number);
-            let step = selector.offer(time_s);
+            if self.last_offered.is_some_and(|last| time_s <= last) && self.seeked_for.is_some() {
+                // Decoded again after a seek landed before frames already offered.
+                continue;
+            }
+            self.last_offered = Some(time_s);
+            let step = if selector.wants_content() {
+                let signature = self.signature(&frame)?;
+                selector.offer_content(time_s, signature)
+            } else {
+                selector.offer(time_s)
+            };
             if step.emit_prev {
                 if let Some(held) = self.held.take() {
                     if self.emit(held, on_frame)?.is_break() {
@@ -574,6 +739,44 @@ impl Run<'_> {
             frame_number: held.frame_number,
             image,
         }))
+    }
+
+    /// The frame's content signature, from a tiny grey thumbnail (area-averaged, so it is not
+    /// aliased; no full-size RGB picture is made).
+    fn signature(&mut self, frame: &AvFrame) -> Result<Signature, VideoError> {
+        let (format, w, h) = (frame.format(), frame.width(), frame.height());
+        let convert_error = |source| VideoError::Convert {
+            path: self.path.to_owned(),
+            format: format!("{format:?}"),
+            source,
+        };
+        let stale = self.thumb_scaler.as_ref().is_none_or(|s| {
+            let i = s.input();
+            (i.format, i.width, i.height) != (format, w, h)
+        });
+        if stale {
+            let mut scaler = scaling::Context::get(
+                format,
+                w,
+                h,
+                Pixel::GRAY8,
+                scenes::THUMB_W,
+                scenes::THUMB_H,
+                scaling::Flags::AREA,
+            )
+            .map_err(convert_error)?;
+            set_colorspace(&mut scaler, frame);
+            self.thumb_scaler = Some(scaler);
+        }
+        let scaler = self.thumb_scaler.as_mut().expect("scaler was just set");
+        let mut thumb = AvFrame::empty();
+        scaler.run(frame, &mut thumb).map_err(convert_error)?;
+        Ok(Signature::from_gray(
+            scenes::THUMB_W as usize,
+            scenes::THUMB_H as usize,
+            thumb.stride(0),
+            thumb.data(0),
+        ))
     }
 
     /// Converts a decoded frame of any pixel format to packed RGB24, honouring its colour matrix

@@ -5,6 +5,7 @@
 //! or after it has arrived; the frame just before it (the "previous candidate") may then be the
 //! nearer one, so the decode loop holds at most that one frame back.
 
+use super::scenes::{ShotDetector, Signature};
 use super::Sampling;
 
 /// Two times closer than this are the same time (timestamps are rationals turned into f64).
@@ -42,6 +43,8 @@ enum Plan {
     },
     /// Every `stride`-th frame of the unit, from its first.
     Stride(u64),
+    /// The first frame of each shot: decided on content, see [`Selector::offer_content`].
+    Shots(Box<ShotDetector>),
     Every,
 }
 
@@ -124,6 +127,22 @@ impl Selector {
                     eof_tolerance: f64::INFINITY,
                 }
             }
+            Sampling::SceneCuts {
+                threshold,
+                min_shot_s,
+            } => {
+                if !(0.0..=1.0).contains(threshold) {
+                    return Err(format!(
+                        "scene threshold must be in [0, 1], got {threshold}"
+                    ));
+                }
+                if !(min_shot_s.is_finite() && *min_shot_s >= 0.0) {
+                    return Err(format!(
+                        "minimum shot length must be 0 s or more, got {min_shot_s}"
+                    ));
+                }
+                Plan::Shots(Box::new(ShotDetector::new(*threshold, *min_shot_s)))
+            }
             Sampling::KeyframesOnly | Sampling::All => Plan::Every,
         };
         Ok(Selector {
@@ -180,8 +199,32 @@ impl Selector {
         }
     }
 
+    /// The earliest time a later frame may still be kept for, for the nearest-frame policies
+    /// (None for the others, and when nothing more is wanted). A frame more than one frame
+    /// interval before it cannot be the nearest to it unless the stream has a gap there.
+    pub(crate) fn next_target(&self) -> Option<f64> {
+        if self.finished {
+            return None;
+        }
+        self.target()
+    }
+
+    /// Whether frames are to be offered with their content ([`Selector::offer_content`]).
+    pub(crate) fn wants_content(&self) -> bool {
+        matches!(self.plan, Plan::Shots(_))
+    }
+
     /// Offers the next decoded frame, at `t` seconds.
     pub(crate) fn offer(&mut self, t: f64) -> Step {
+        self.offer_with(t, None)
+    }
+
+    /// Offers the next decoded frame with its content signature (for content-based policies).
+    pub(crate) fn offer_content(&mut self, t: f64, content: Signature) -> Step {
+        self.offer_with(t, Some(content))
+    }
+
+    fn offer_with(&mut self, t: f64, content: Option<Signature>) -> Step {
         if self.finished {
             return Step {
                 stop: true,
@@ -202,13 +245,18 @@ impl Selector {
         }
         let index = self.in_unit;
         self.in_unit += 1;
-        match &self.plan {
+        match &mut self.plan {
             Plan::Every => Step {
                 emit_current: true,
                 ..Step::default()
             },
             Plan::Stride(s) => Step {
-                emit_current: index % s == 0,
+                emit_current: index % *s == 0,
+                ..Step::default()
+            },
+            Plan::Shots(detector) => Step {
+                // Without content (a caller bug) no frame is a cut: nothing is emitted.
+                emit_current: content.is_some_and(|c| detector.push(t, c)),
                 ..Step::default()
             },
             Plan::Nearest { .. } => self.offer_nearest(t),

@@ -1,0 +1,154 @@
+//! Shot-boundary detection for [`Sampling::SceneCuts`](super::Sampling::SceneCuts): pure code fed
+//! with one small picture per decoded frame, so it can be tested without FFmpeg.
+//!
+//! Each frame is reduced (by swscale, in the decode loop) to a [`THUMB_W`]x[`THUMB_H`] grey
+//! thumbnail; its signature is the histogram of its [`BINS`] luma levels. The content change between two
+//! consecutive frames is `1 - r`, with r the Pearson correlation of their histograms, clamped to
+//! `[0, 1]`: the measure of PySceneDetect's `HistogramDetector` (its goldens are our test
+//! fixtures), on a thumbnail instead of the full frame, which costs a few microseconds per frame.
+
+/// Thumbnail size the decode loop scales each frame to (16:9, the usual video shape; other
+/// shapes are squashed, which a histogram does not mind).
+pub(crate) const THUMB_W: u32 = 64;
+pub(crate) const THUMB_H: u32 = 36;
+
+/// Luma histogram bins: one per level. Coarser bins miss fades in dark scenes, where all the
+/// pixels sit in a few levels and move by one or two (measured on the goldens: 32 bins found
+/// 2 of their 8 cuts, 256 bins all of them).
+pub(crate) const BINS: usize = 256;
+
+/// Two times closer than this are the same time.
+const EPS: f64 = 1e-9;
+
+/// A frame's content signature: its normalised luma histogram.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Signature([f64; BINS]);
+
+impl Signature {
+    /// From 8-bit grey pixels (rows may be padded: `stride` bytes apart).
+    pub(crate) fn from_gray(width: usize, height: usize, stride: usize, data: &[u8]) -> Signature {
+        let mut counts = [0u32; BINS];
+        for y in 0..height {
+            for &v in &data[y * stride..y * stride + width] {
+                counts[(usize::from(v) * BINS) >> 8] += 1;
+            }
+        }
+        let total = (width * height).max(1) as f64;
+        Signature(counts.map(|c| f64::from(c) / total))
+    }
+
+    /// Content change to `other`: `1 - correlation`, clamped to `[0, 1]`. Two flat histograms
+    /// (a uniform picture compared with itself) count as unchanged.
+    pub(crate) fn distance(&self, other: &Signature) -> f64 {
+        let mean = 1.0 / BINS as f64;
+        let (mut sab, mut saa, mut sbb) = (0.0, 0.0, 0.0);
+        for (a, b) in self.0.iter().zip(&other.0) {
+            let (da, db) = (a - mean, b - mean);
+            sab += da * db;
+            saa += da * da;
+            sbb += db * db;
+        }
+        let denom = (saa * sbb).sqrt();
+        if denom <= f64::EPSILON {
+            return if self == other { 0.0 } else { 1.0 };
+        }
+        (1.0 - sab / denom).clamp(0.0, 1.0)
+    }
+}
+
+/// Decides, frame by frame, where shots start.
+#[derive(Debug)]
+pub(crate) struct ShotDetector {
+    threshold: f64,
+    min_shot_s: f64,
+    prev: Option<Signature>,
+    shot_start: Option<f64>,
+}
+
+impl ShotDetector {
+    pub(crate) fn new(threshold: f64, min_shot_s: f64) -> ShotDetector {
+        ShotDetector {
+            threshold,
+            min_shot_s,
+            prev: None,
+            shot_start: None,
+        }
+    }
+
+    /// Offers the next frame (at `t` seconds); true when it starts a shot. The first frame always
+    /// does; a later one when its change from the previous frame exceeds the threshold and the
+    /// current shot has lasted at least the minimum shot length.
+    pub(crate) fn push(&mut self, t: f64, signature: Signature) -> bool {
+        let change = self.prev.as_ref().map(|p| p.distance(&signature));
+        self.prev = Some(signature);
+        let cut = match (change, self.shot_start) {
+            (Some(d), Some(start)) => d > self.threshold && t - start >= self.min_shot_s - EPS,
+            _ => true,
+        };
+        if cut {
+            self.shot_start = Some(t);
+        }
+        cut
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flat(w: usize, h: usize, v: u8) -> Signature {
+        Signature::from_gray(w, h, w, &vec![v; w * h])
+    }
+
+    /// Columns of 8 levels each, shifted by `shift` levels.
+    fn ramp(w: usize, h: usize, shift: u8) -> Signature {
+        let data: Vec<u8> = (0..w * h)
+            .map(|i| ((i % w) * 8 % 256) as u8 + shift)
+            .collect();
+        Signature::from_gray(w, h, w, &data)
+    }
+
+    #[test]
+    fn distance_is_zero_for_same_content_and_large_for_new_content() {
+        let a = ramp(64, 36, 0);
+        assert_eq!(a.distance(&a), 0.0);
+        assert!(
+            a.distance(&ramp(64, 36, 4)) > 0.9,
+            "every pixel changed level"
+        );
+        assert!(flat(64, 36, 10).distance(&flat(64, 36, 240)) > 0.9);
+        assert_eq!(flat(8, 8, 10).distance(&flat(8, 8, 10)), 0.0);
+    }
+
+    #[test]
+    fn stride_padding_is_ignored() {
+        let w = 4;
+        let mut data = Vec::new();
+        for _ in 0..2 {
+            data.extend(std::iter::repeat_n(200u8, w));
+            data.extend([0u8; 5]);
+        }
+        assert_eq!(Signature::from_gray(w, 2, w + 5, &data), flat(w, 2, 200));
+    }
+
+    #[test]
+    fn detector_respects_threshold_and_min_shot() {
+        let dark = || flat(16, 9, 0);
+        let light = || flat(16, 9, 255);
+        let mut d = ShotDetector::new(0.5, 1.0);
+        let frames = [
+            (0.0, dark()),
+            (0.5, dark()),
+            (0.6, light()), // too soon after the shot start at 0
+            (1.5, dark()),  // a cut: 1.5 s into the shot
+            (2.0, light()), // too soon
+            (2.6, light()),
+            (3.0, dark()),
+        ];
+        let cuts: Vec<f64> = frames
+            .into_iter()
+            .filter_map(|(t, s)| d.push(t, s).then_some(t))
+            .collect();
+        assert_eq!(cuts, vec![0.0, 1.5, 3.0]);
+    }
+}
