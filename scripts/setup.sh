@@ -39,13 +39,13 @@ if ((${#missing[@]})); then
   SUDO=""
   [[ $(id -u) -ne 0 ]] && SUDO="sudo"
   $SUDO apt-get update -qq >&2
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
 stamp="$VENV/.mimicit-ready-$TORCH_VERSION"
 want="torch==$TORCH_VERSION ${PY_PACKAGES[*]}"
 if [[ ! -f "$stamp" ]] || [[ "$(cat "$stamp")" != "$want" ]]; then
-  log "creating Python venv with torch==$TORCH_VERSION in $VENV (about 2.7 GB download, once)"
+  log "preparing the Python venv with torch==$TORCH_VERSION in $VENV (first time: about 2.7 GB download)"
   mkdir -p "$CACHE_ROOT"
   # Serialise concurrent clones setting up the same cache.
   exec 9>"$CACHE_ROOT/.setup.lock"
