@@ -29,8 +29,49 @@ pub fn hamming(a: u64, b: u64) -> u32 {
 /// or vertical gradients do not dominate) → bit set where the coefficient is above the median of
 /// the 64 (the mean of the 32nd and 33rd smallest).
 pub fn phash(img: &RgbFrame) -> u64 {
+    phash_of_luma(&luma(img), img.width as usize, img.height as usize)
+}
+
+/// What near matching needs from one picture, from a single luma pass.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Looks {
+    pub phash: u64,
+    /// Mean luma, 0..=255.
+    pub mean_luma: f32,
+    /// [`sharpness`], when asked for; else 0.
+    pub sharpness: f64,
+}
+
+/// pHash, mean luma and (when `sharpest`) sharpness of `img`.
+pub fn looks(img: &RgbFrame, sharpest: bool) -> Looks {
+    let (w, h) = (img.width as usize, img.height as usize);
+    let y = luma(img);
+    Looks {
+        phash: phash_of_luma(&y, w, h),
+        mean_luma: mean(&y),
+        sharpness: if sharpest {
+            laplacian_variance(&y, w, h)
+        } else {
+            0.0
+        },
+    }
+}
+
+/// Mean luma, 0..=255 (0 for an empty picture).
+pub fn mean_luma(img: &RgbFrame) -> f32 {
+    mean(&luma(img))
+}
+
+fn mean(y: &[f32]) -> f32 {
+    if y.is_empty() {
+        return 0.0;
+    }
+    (y.iter().map(|&v| f64::from(v)).sum::<f64>() / y.len() as f64) as f32
+}
+
+fn phash_of_luma(y: &[f32], w: usize, h: usize) -> u64 {
     const N: usize = 32;
-    let small = area_resize(&luma(img), img.width as usize, img.height as usize, N, N);
+    let small = area_resize(y, w, h, N, N);
     let cos = dct_table();
     // Rows first: for each of the 32 rows, the coefficients u = 1..=8.
     let mut rows = [[0f32; 8]; N];
@@ -68,11 +109,13 @@ pub fn dhash(img: &RgbFrame) -> u64 {
 /// Variance of the Laplacian (4-neighbour kernel `[0 1 0; 1 -4 1; 0 1 0]`) of the luma over the
 /// interior pixels: higher is sharper. 0 for pictures under 3x3.
 pub fn sharpness(img: &RgbFrame) -> f64 {
-    let (w, h) = (img.width as usize, img.height as usize);
+    laplacian_variance(&luma(img), img.width as usize, img.height as usize)
+}
+
+fn laplacian_variance(y: &[f32], w: usize, h: usize) -> f64 {
     if w < 3 || h < 3 {
         return 0.0;
     }
-    let y = luma(img);
     let (mut sum, mut sum2) = (0f64, 0f64);
     for r in 1..h - 1 {
         for c in 1..w - 1 {

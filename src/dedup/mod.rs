@@ -7,7 +7,7 @@
 //! - **exact**: same `pixel_hash` (blake3 of the stored pixels, so frames written by different
 //!   encoders still match);
 //! - **near** (`dedup.near`): 64-bit DCT pHash (see [`hash::phash`]) within `dedup.max_hamming`
-//!   bits;
+//!   bits, and mean luma within [`MAX_LUMA_DELTA`] (so fades are not duplicates);
 //! - **semantic** (CLIP cosine): not built yet; asking for it is an [`Error::NotBuilt`].
 //!
 //! Frames are taken in table order (unit order, then time) and gathered into groups, each with
@@ -42,7 +42,14 @@ use crate::config::{DedupConfig, DedupScope, KeepRule};
 use crate::error::{Error, Result};
 use crate::model::{FrameRecord, Reject, RgbFrame};
 
-pub use hash::{dhash, hamming, phash, sharpness};
+pub use hash::{dhash, hamming, looks, mean_luma, phash, sharpness, Looks};
+
+/// Largest difference of mean luma (0..=255) between two frames matched by pHash. pHash ignores
+/// overall brightness by design (it thresholds AC coefficients at their median), so without this
+/// guard every frame of a fade-in or fade-out collapses onto the shot it fades, and a shot that
+/// is only a fade loses all its frames (`testvideo.mp4`: two of its nine golden shots). JPEG
+/// re-encoding, rescaling and small shifts move the mean by well under 1.
+pub const MAX_LUMA_DELTA: f32 = 16.0;
 pub use index::HammingIndex;
 
 /// How a dropped frame relates to the frame kept in its place.
@@ -92,6 +99,8 @@ pub struct FrameSignature {
     /// pHash of the pixels; None when near matching is off or the picture could not be read
     /// (the frame then takes part in exact matching only).
     pub phash: Option<u64>,
+    /// Mean luma, 0..=255 (see [`MAX_LUMA_DELTA`]); any value when `phash` is None.
+    pub mean_luma: f32,
     /// [`sharpness`], for `keep = "sharpest"`; any value otherwise.
     pub sharpness: f64,
 }
@@ -106,12 +115,14 @@ impl FrameSignature {
         near: bool,
         sharpest: bool,
     ) -> FrameSignature {
+        let l = near.then(|| looks(img, sharpest));
         FrameSignature {
             image_id,
             unit_id,
             pixel_hash: crate::imaging::pixel_hash(img),
-            phash: near.then(|| phash(img)),
-            sharpness: if sharpest { sharpness(img) } else { 0.0 },
+            phash: l.map(|l| l.phash),
+            mean_luma: l.map_or(0.0, |l| l.mean_luma),
+            sharpness: l.map_or(0.0, |l| l.sharpness),
         }
     }
 }
@@ -166,13 +177,20 @@ pub fn decide(frames: &[FrameSignature], cfg: &DedupConfig) -> Result<Vec<DedupR
         };
         let by_near = || {
             let h = f.phash.filter(|_| cfg.near)?;
+            let close = |g: usize| {
+                let a = &frames[groups[g].anchor];
+                (a.mean_luma - f.mean_luma).abs() <= MAX_LUMA_DELTA
+                    && a.phash.is_some_and(|a| hamming(a, h) <= k)
+            };
             match &index {
-                Some(index) => index.nearest(h).map(|m| indexed[m.id as usize]),
-                None => run.filter(|&g| {
-                    frames[groups[g].anchor]
-                        .phash
-                        .is_some_and(|a| hamming(a, h) <= k)
-                }),
+                // The closest anchor that passes the luma guard; ties to the earliest.
+                Some(index) => index
+                    .within(h)
+                    .into_iter()
+                    .filter(|m| close(indexed[m.id as usize]))
+                    .min()
+                    .map(|m| indexed[m.id as usize]),
+                None => run.filter(|&g| close(g)),
             }
         };
         let group = match by_exact().or_else(by_near) {

@@ -5,13 +5,17 @@ use crate::config::Scenario;
 use crate::error::{Error, Result};
 use crate::pipeline::{Stage, StageContext, StageOutput};
 
+pub mod dedup;
 pub mod keyframes;
 pub mod metadata;
 pub mod pack;
 pub mod scan;
 
 pub fn is_built(stage: Stage) -> bool {
-    matches!(stage, Stage::Scan | Stage::Keyframes | Stage::Metadata)
+    matches!(
+        stage,
+        Stage::Scan | Stage::Keyframes | Stage::Dedup | Stage::Metadata
+    )
 }
 
 /// Why a built stage has nothing to do for this scenario, if so.
@@ -28,6 +32,7 @@ pub fn run(stage: Stage, ctx: &StageContext) -> Result<StageOutput> {
     match stage {
         Stage::Scan => scan::run(ctx),
         Stage::Keyframes => keyframes::run(ctx),
+        Stage::Dedup => dedup::run(ctx),
         Stage::Metadata => metadata::run(ctx),
         other => Err(Error::NotBuilt {
             what: format!("the {} stage", other.name()),
