@@ -247,7 +247,8 @@ pub fn execute(cli: Cli) -> Result<i32> {
                 let found = crate::dedup::dedup_folder(&a.scenario, &cfg)?;
                 crate::tables::write_dedup(&a.out, &found.rows)?;
                 for r in &found.rejects {
-                    eprintln!("dedup: {}: {}", r.path, r.error);
+                    // The error names the file.
+                    eprintln!("dedup: {}", r.error);
                 }
                 eprintln!(
                     "dedup: {} duplicates among {} pictures written to {}, {} unreadable",
