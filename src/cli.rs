@@ -261,7 +261,30 @@ pub fn execute(cli: Cli) -> Result<i32> {
         Command::Keyframes(a) => run_stages(&a, vec![Stage::Keyframes], true, progress, &[]),
         Command::Dedup(a) => {
             if a.scenario.is_dir() {
-                return not_built("ad-hoc `mimicit dedup DIR`");
+                // Ad-hoc: every picture under DIR; --set is ignored (no scenario).
+                let cfg = crate::config::DedupConfig {
+                    near: true,
+                    scope: crate::config::DedupScope::Corpus,
+                    ..Default::default()
+                };
+                let found = crate::dedup::dedup_folder(&a.scenario, &cfg)?;
+                crate::tables::write_dedup(&a.out, &found.rows)?;
+                for r in &found.rejects {
+                    // The error names the file.
+                    eprintln!("dedup: {}", r.error);
+                }
+                eprintln!(
+                    "dedup: {} duplicates among {} pictures written to {}, {} unreadable",
+                    found.rows.len(),
+                    found.images,
+                    a.out.display(),
+                    found.rejects.len()
+                );
+                return Ok(if found.rejects.is_empty() {
+                    EXIT_OK
+                } else {
+                    EXIT_REJECTS
+                });
             }
             run_stages(&a, vec![Stage::Dedup], true, progress, &[])
         }

@@ -1,6 +1,7 @@
-//! The one module that talks polars for our own tables: `units.parquet`, `frames.parquet` and
-//! `rejects/{stage}.parquet` under `OUT/{CODE}/`. Rows go in and come out as our domain types
-//! (`Unit`, `FrameRecord`, `Reject`); frames are built column-wise.
+//! The one module that talks polars for our own tables: `units.parquet`, `frames.parquet`,
+//! `dedup.parquet` and `rejects/{stage}.parquet` under `OUT/{CODE}/`. Rows go in and come out
+//! as our domain types (`Unit`, `FrameRecord`, `DedupRow`, `Reject`); frames are built
+//! column-wise.
 //!
 //! Scenario-specific parts of a unit (its media list, annotation entry, annotation times) are
 //! stored as JSON text columns so that one table shape serves every corpus; the flat columns
@@ -11,6 +12,7 @@ use std::path::Path;
 
 use polars::prelude::*;
 
+use crate::dedup::{DedupRow, Method};
 use crate::error::{Error, Result};
 use crate::model::{FrameRecord, Reject, Unit, UnitMedia};
 
@@ -279,6 +281,56 @@ pub fn read_rejects(path: &Path) -> Result<Vec<Reject>> {
         .collect())
 }
 
+/// `dedup.parquet`: one row per dropped frame, sorted by `dropped_id`
+/// (`schemas/dedup.schema.json`).
+pub fn write_dedup(path: &Path, rows: &[DedupRow]) -> Result<()> {
+    let mut rows = rows.to_vec();
+    rows.sort();
+    let n = rows.len();
+    let cols = vec![
+        Column::new(
+            "dropped_id".into(),
+            rows.iter()
+                .map(|r| r.dropped_id.as_str())
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "kept_id".into(),
+            rows.iter().map(|r| r.kept_id.as_str()).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "method".into(),
+            rows.iter().map(|r| r.method.as_str()).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "distance".into(),
+            rows.iter().map(|r| r.distance).collect::<Vec<_>>(),
+        ),
+    ];
+    let df = DataFrame::new(n, cols).map_err(|e| table_err(path, e))?;
+    write_df(path, df)
+}
+
+pub fn read_dedup(path: &Path) -> Result<Vec<DedupRow>> {
+    let df = read_df(path)?;
+    let dropped = strings(&df, path, "dropped_id")?;
+    let kept = strings(&df, path, "kept_id")?;
+    let method = strings(&df, path, "method")?;
+    let distance = u32s(&df, path, "distance")?;
+    (0..dropped.len())
+        .map(|i| {
+            Ok(DedupRow {
+                dropped_id: dropped[i].clone(),
+                kept_id: kept[i].clone(),
+                method: Method::parse(&method[i]).ok_or_else(|| {
+                    table_err(path, format!("unknown dedup method {:?}", method[i]))
+                })?,
+                distance: distance[i],
+            })
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -348,6 +400,32 @@ mod tests {
         assert_eq!(read_rejects(&p).unwrap(), rejects);
         write_rejects(&p, &[]).unwrap();
         assert!(read_rejects(&p).unwrap().is_empty());
+    }
+
+    #[test]
+    fn dedup_rows_round_trip_sorted_and_deterministic() {
+        let dir = tempfile::tempdir().unwrap();
+        let row = |d: &str, k: &str, m, distance| DedupRow {
+            dropped_id: d.into(),
+            kept_id: k.into(),
+            method: m,
+            distance,
+        };
+        let rows = vec![
+            row("X_IMG_b", "X_IMG_a", Method::Phash, 4),
+            row("X_IMG_aa", "X_IMG_a", Method::Exact, 0),
+        ];
+        let (a, b) = (dir.path().join("a.parquet"), dir.path().join("b.parquet"));
+        write_dedup(&a, &rows).unwrap();
+        let mut reversed = rows.clone();
+        reversed.reverse();
+        write_dedup(&b, &reversed).unwrap();
+        assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+        let back = read_dedup(&a).unwrap();
+        assert_eq!(back[0].dropped_id, "X_IMG_aa");
+        assert_eq!(back, vec![rows[1].clone(), rows[0].clone()]);
+        write_dedup(&a, &[]).unwrap();
+        assert!(read_dedup(&a).unwrap().is_empty());
     }
 
     #[test]

@@ -5,6 +5,7 @@ use crate::config::Scenario;
 use crate::error::{Error, Result};
 use crate::pipeline::{Stage, StageContext, StageOutput};
 
+pub mod dedup;
 pub mod keyframes;
 pub mod metadata;
 pub mod pack;
@@ -13,7 +14,7 @@ pub mod scan;
 pub fn is_built(stage: Stage) -> bool {
     matches!(
         stage,
-        Stage::Scan | Stage::Keyframes | Stage::Metadata | Stage::Pack
+        Stage::Scan | Stage::Keyframes | Stage::Dedup | Stage::Metadata | Stage::Pack
     )
 }
 
@@ -31,6 +32,7 @@ pub fn run(stage: Stage, ctx: &StageContext) -> Result<StageOutput> {
     match stage {
         Stage::Scan => scan::run(ctx),
         Stage::Keyframes => keyframes::run(ctx),
+        Stage::Dedup => dedup::run(ctx),
         Stage::Metadata => metadata::run(ctx),
         Stage::Pack => pack::run(ctx),
         other => Err(Error::NotBuilt {

@@ -1,0 +1,411 @@
+//! Frame deduplication (stage 3): which frames repeat another, and which frame stands in for
+//! each one dropped. The decisions are a table, `dedup.parquet` (one [`DedupRow`] per dropped
+//! frame); nothing is deleted from the frame store, and later stages read the table through
+//! [`Remap`] so that no annotation or instruction points at a dropped image.
+//!
+//! Methods, in order:
+//! - **exact**: same `pixel_hash` (blake3 of the stored pixels, so frames written by different
+//!   encoders still match);
+//! - **near** (`dedup.near`): 64-bit DCT pHash (see [`hash::phash`]) within `dedup.max_hamming`
+//!   bits, and mean luma within [`MAX_LUMA_DELTA`] (so fades are not duplicates);
+//! - **semantic** (CLIP cosine): not built yet; asking for it is an [`Error::NotBuilt`].
+//!
+//! Frames are taken in table order (unit order, then time) and gathered into groups, each with
+//! an *anchor*: the first frame of the group, the one later frames are compared with.
+//! - Scope `unit`: a frame joins the group of an identical frame of its unit, or else the
+//!   current run's group when it is near that run's anchor (the last frame kept so far, not the
+//!   frame just before: a slow pan therefore keeps a frame every `max_hamming` bits of change
+//!   instead of collapsing); otherwise it starts a new run. A static shot collapses to its first
+//!   frame. Frames of one unit must be contiguous in the input.
+//! - Scope `corpus`: a frame joins the group of an identical frame anywhere before it, or else of
+//!   the nearest anchor in the whole corpus (ties: the earliest), found through
+//!   [`index::HammingIndex`] rather than by comparing all pairs. A unit may then lose every one
+//!   of its frames to other units: its ids still resolve, through the remap, to the frames kept
+//!   in their place, so the unit keeps pictures to show.
+//!
+//! Each group keeps one frame: the first (`keep = "first"`) or the sharpest (`keep =
+//! "sharpest"`, variance of the Laplacian, ties to the first). Every other member maps straight
+//! to the kept frame (no chains). Matching is always against the anchor; with `sharpest` the kept
+//! frame may be another member, so a row's distance (to the kept frame) can then exceed
+//! `max_hamming`.
+
+pub mod hash;
+pub mod index;
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::config::{DedupConfig, DedupScope, KeepRule};
+use crate::error::{Error, Result};
+use crate::model::{FrameRecord, Reject, RgbFrame};
+
+pub use hash::{dhash, hamming, looks, mean_luma, phash, sharpness, Looks};
+
+/// Largest difference of mean luma (0..=255) between two frames matched by pHash. pHash ignores
+/// overall brightness by design (it thresholds AC coefficients at their median), so without this
+/// guard every frame of a fade-in or fade-out collapses onto the shot it fades, and a shot that
+/// is only a fade loses all its frames (`testvideo.mp4`: two of its nine golden shots). JPEG
+/// re-encoding, rescaling and small shifts move the mean by well under 1.
+pub const MAX_LUMA_DELTA: f32 = 16.0;
+pub use index::HammingIndex;
+
+/// How a dropped frame relates to the frame kept in its place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Method {
+    /// Identical pixels.
+    Exact,
+    /// Perceptual hashes within the threshold.
+    Phash,
+}
+
+impl Method {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Exact => "exact",
+            Method::Phash => "phash",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Method> {
+        match s {
+            "exact" => Some(Method::Exact),
+            "phash" => Some(Method::Phash),
+            _ => None,
+        }
+    }
+}
+
+/// One dropped frame: a row of `dedup.parquet` (`schemas/dedup.schema.json`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct DedupRow {
+    pub dropped_id: String,
+    /// Always a kept frame (never itself dropped).
+    pub kept_id: String,
+    pub method: Method,
+    /// Hamming distance between the two pHashes; 0 for `exact`.
+    pub distance: u32,
+}
+
+/// What deduplication needs to know about one frame.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FrameSignature {
+    pub image_id: String,
+    pub unit_id: String,
+    pub pixel_hash: String,
+    /// pHash of the pixels; None when near matching is off or the picture could not be read
+    /// (the frame then takes part in exact matching only).
+    pub phash: Option<u64>,
+    /// Mean luma, 0..=255 (see [`MAX_LUMA_DELTA`]); any value when `phash` is None.
+    pub mean_luma: f32,
+    /// [`sharpness`], for `keep = "sharpest"`; any value otherwise.
+    pub sharpness: f64,
+}
+
+impl FrameSignature {
+    /// The signature of a decoded picture; `near` says whether to compute its pHash, `sharpest`
+    /// its sharpness.
+    pub fn of_picture(
+        image_id: String,
+        unit_id: String,
+        img: &RgbFrame,
+        near: bool,
+        sharpest: bool,
+    ) -> FrameSignature {
+        let l = near.then(|| looks(img, sharpest));
+        FrameSignature {
+            image_id,
+            unit_id,
+            pixel_hash: crate::imaging::pixel_hash(img),
+            phash: l.map(|l| l.phash),
+            mean_luma: l.map_or(0.0, |l| l.mean_luma),
+            sharpness: l.map_or(0.0, |l| l.sharpness),
+        }
+    }
+}
+
+/// Refuses settings this version cannot honour.
+pub fn check_config(cfg: &DedupConfig) -> Result<()> {
+    if cfg.semantic {
+        return Err(Error::NotBuilt {
+            what: "semantic deduplication (dedup.semantic: CLIP feature cosine, needs the \
+                   features stage)"
+                .into(),
+        });
+    }
+    Ok(())
+}
+
+/// Whether frames need decoding for these settings: only perceptual matching looks at pixels
+/// (exact groups hold identical pixels, so even `sharpest` has nothing to choose between).
+pub fn needs_pixels(cfg: &DedupConfig) -> bool {
+    cfg.near
+}
+
+struct Group {
+    anchor: usize,
+    members: Vec<usize>,
+}
+
+/// The dedup decisions for `frames` (unit order, then time), sorted by `dropped_id`. See the
+/// module doc for the rules.
+pub fn decide(frames: &[FrameSignature], cfg: &DedupConfig) -> Result<Vec<DedupRow>> {
+    check_config(cfg)?;
+    let k = cfg.max_hamming;
+    let mut groups: Vec<Group> = Vec::new();
+    let mut exact: HashMap<&str, usize> = HashMap::new();
+    let mut index = (cfg.near && cfg.scope == DedupScope::Corpus).then(|| HammingIndex::new(k));
+    // Index id → group.
+    let mut indexed: Vec<usize> = Vec::new();
+    let mut run: Option<usize> = None;
+    let mut unit: Option<&str> = None;
+    for (i, f) in frames.iter().enumerate() {
+        if unit != Some(f.unit_id.as_str()) {
+            unit = Some(&f.unit_id);
+            run = None;
+            if cfg.scope == DedupScope::Unit {
+                exact.clear();
+            }
+        }
+        let by_exact = || {
+            cfg.exact
+                .then(|| exact.get(f.pixel_hash.as_str()).copied())
+                .flatten()
+        };
+        let by_near = || {
+            let h = f.phash.filter(|_| cfg.near)?;
+            let close = |g: usize| {
+                let a = &frames[groups[g].anchor];
+                (a.mean_luma - f.mean_luma).abs() <= MAX_LUMA_DELTA
+                    && a.phash.is_some_and(|a| hamming(a, h) <= k)
+            };
+            match &index {
+                // The closest anchor that passes the luma guard; ties to the earliest.
+                Some(index) => index
+                    .within(h)
+                    .into_iter()
+                    .filter(|m| close(indexed[m.id as usize]))
+                    .min()
+                    .map(|m| indexed[m.id as usize]),
+                None => run.filter(|&g| close(g)),
+            }
+        };
+        let group = match by_exact().or_else(by_near) {
+            Some(g) => {
+                groups[g].members.push(i);
+                g
+            }
+            None => {
+                let g = groups.len();
+                groups.push(Group {
+                    anchor: i,
+                    members: vec![i],
+                });
+                if let (Some(index), Some(h)) = (index.as_mut(), f.phash) {
+                    index.insert(h);
+                    indexed.push(g);
+                }
+                run = Some(g);
+                g
+            }
+        };
+        if cfg.exact {
+            exact.entry(f.pixel_hash.as_str()).or_insert(group);
+        }
+    }
+
+    let mut rows = Vec::new();
+    for g in groups.iter().filter(|g| g.members.len() > 1) {
+        let kept = match cfg.keep {
+            KeepRule::First => g.anchor,
+            KeepRule::Sharpest => g.members.iter().copied().fold(g.anchor, |best, m| {
+                if frames[m].sharpness > frames[best].sharpness {
+                    m
+                } else {
+                    best
+                }
+            }),
+        };
+        let kf = &frames[kept];
+        for &m in g.members.iter().filter(|&&m| m != kept) {
+            let f = &frames[m];
+            let (method, distance) = if f.pixel_hash == kf.pixel_hash {
+                (Method::Exact, 0)
+            } else {
+                let d = match (f.phash, kf.phash) {
+                    (Some(a), Some(b)) => hamming(a, b),
+                    _ => 0,
+                };
+                (Method::Phash, d)
+            };
+            rows.push(DedupRow {
+                dropped_id: f.image_id.clone(),
+                kept_id: kf.image_id.clone(),
+                method,
+                distance,
+            });
+        }
+    }
+    rows.sort();
+    Ok(rows)
+}
+
+/// The dedup decisions as a lookup: dropped id → kept id. Ids not in the table are kept and
+/// resolve to themselves.
+#[derive(Debug, Clone, Default)]
+pub struct Remap {
+    rows: Vec<DedupRow>,
+    kept_of: HashMap<String, String>,
+}
+
+impl Remap {
+    pub fn from_rows(mut rows: Vec<DedupRow>) -> Remap {
+        rows.sort();
+        let kept_of = rows
+            .iter()
+            .map(|r| (r.dropped_id.clone(), r.kept_id.clone()))
+            .collect();
+        Remap { rows, kept_of }
+    }
+
+    /// Reads `OUT/{CODE}/dedup.parquet`.
+    pub fn load(path: &Path) -> Result<Remap> {
+        Ok(Remap::from_rows(crate::tables::read_dedup(path)?))
+    }
+
+    /// [`Remap::load`] when the file exists (the dedup stage ran), else the identity.
+    pub fn load_or_identity(path: &Path) -> Result<Remap> {
+        if path.exists() {
+            Remap::load(path)
+        } else {
+            Ok(Remap::default())
+        }
+    }
+
+    /// The rows, sorted by dropped id.
+    pub fn rows(&self) -> &[DedupRow] {
+        &self.rows
+    }
+
+    pub fn is_dropped(&self, image_id: &str) -> bool {
+        self.kept_of.contains_key(image_id)
+    }
+
+    /// The frame that stands for `image_id`: its kept frame if it was dropped, else itself.
+    pub fn resolve<'a>(&'a self, image_id: &'a str) -> &'a str {
+        self.kept_of.get(image_id).map_or(image_id, String::as_str)
+    }
+
+    /// The frames not dropped, in their order.
+    pub fn kept_frames(&self, frames: &[FrameRecord]) -> Vec<FrameRecord> {
+        frames
+            .iter()
+            .filter(|f| !self.is_dropped(&f.image_id))
+            .cloned()
+            .collect()
+    }
+
+    /// A unit's image ids after dedup: each resolved to its kept frame, repeats removed (first
+    /// occurrence stays), order kept. Never empty when `ids` is not: a unit that lost every
+    /// frame to another unit gets that unit's kept frames.
+    pub fn unit_ids<S: AsRef<str>>(&self, ids: &[S]) -> Vec<String> {
+        let mut seen = HashSet::new();
+        ids.iter()
+            .map(|id| self.resolve(id.as_ref()))
+            .filter(|id| seen.insert(*id))
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+/// What [`dedup_folder`] found.
+#[derive(Debug, Clone, Default)]
+pub struct FolderDedup {
+    /// Pictures read.
+    pub images: usize,
+    /// Decisions, sorted by dropped id.
+    pub rows: Vec<DedupRow>,
+    /// Files that could not be read, by path; they take no part.
+    pub rejects: Vec<Reject>,
+}
+
+/// Ad-hoc dedup of a folder of pictures (`mimicit dedup DIR`): every `.jpg`, `.jpeg` and `.png`
+/// under `dir` (recursively, in path order) is one frame of one single unit, with its file stem
+/// as id (a stem already taken gives the later file its path relative to `dir` as id). Files
+/// that cannot be decoded are listed in [`FolderDedup::rejects`] and skipped.
+pub fn dedup_folder(dir: &Path, cfg: &DedupConfig) -> Result<FolderDedup> {
+    check_config(cfg)?;
+    let mut files = Vec::new();
+    list_images(dir, &mut files)?;
+    files.sort();
+    let mut taken = HashSet::new();
+    let ids: Vec<String> = files
+        .iter()
+        .map(|p| {
+            let stem = p
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            if taken.insert(stem.clone()) {
+                stem
+            } else {
+                let rel = p.strip_prefix(dir).unwrap_or(p);
+                rel.to_string_lossy().replace('\\', "/")
+            }
+        })
+        .collect();
+    let sharpest = cfg.keep == KeepRule::Sharpest;
+    let decoded: Vec<std::result::Result<FrameSignature, Reject>> = files
+        .par_iter()
+        .zip(ids.par_iter())
+        .map(|(path, id)| {
+            let img = crate::imaging::decode_file(path).map_err(|e| Reject {
+                stage: "dedup".into(),
+                item: id.clone(),
+                path: path.display().to_string(),
+                error: e.to_string(),
+            })?;
+            Ok(FrameSignature::of_picture(
+                id.clone(),
+                String::new(),
+                &img,
+                cfg.near,
+                sharpest,
+            ))
+        })
+        .collect();
+    let mut signatures = Vec::new();
+    let mut rejects = Vec::new();
+    for d in decoded {
+        match d {
+            Ok(s) => signatures.push(s),
+            Err(r) => rejects.push(r),
+        }
+    }
+    Ok(FolderDedup {
+        images: signatures.len(),
+        rows: decide(&signatures, cfg)?,
+        rejects,
+    })
+}
+
+fn list_images(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+        let path = entry.map_err(|e| Error::io(dir, e))?.path();
+        if path.is_dir() {
+            list_images(&path, out)?;
+        } else if path.extension().is_some_and(|e| {
+            let e = e.to_string_lossy().to_ascii_lowercase();
+            e == "jpg" || e == "jpeg" || e == "png"
+        }) {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;
