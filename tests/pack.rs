@@ -38,6 +38,18 @@ fn demo_pack_is_what_the_trainer_reads() {
     let data = ins["data"].as_object().unwrap();
     // 2 + 3 + 3 + 2 pairs in the demo answers, written in four different LLM styles.
     assert_eq!(data.len(), 10);
+    // The street clip opens with two identical blue frames: dedup drops the second, and no
+    // instruction refers to it; the parquet does not carry it.
+    let dedup = pandas_rows(&out.join("DC/dedup.parquet"));
+    if let Some(rows) = dedup {
+        assert_eq!(rows.len(), 1, "{rows:?}");
+        assert_valid("dedup.schema.json", &rows[0], "dedup.parquet");
+        assert_eq!(rows[0]["dropped_id"], "DC_IMG_v_demo_street_0001");
+        assert_eq!(rows[0]["kept_id"], "DC_IMG_v_demo_street_0000");
+    }
+    let text = std::fs::read_to_string(out.join("DC/DC_instructions.json")).unwrap();
+    assert!(!text.contains("DC_IMG_v_demo_street_0001"));
+    assert!(text.contains("DC_IMG_v_demo_street_0002"));
     let first = &data["DC_INS_00001"];
     assert_eq!(
         first["instruction"],
@@ -191,7 +203,8 @@ fn webdataset_shards_read_with_the_webdataset_package() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let index = read_json(&wds.join("index.json"));
     assert_eq!(index["sample"], "image");
-    assert_eq!(index["shards"][0]["samples"], 20);
+    // 20 frames, one of them an exact duplicate dropped by dedup.
+    assert_eq!(index["shards"][0]["samples"], 19);
     assert!(
         !wds.join("DC-000001.tar").exists(),
         "stale shard left behind"

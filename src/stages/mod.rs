@@ -41,6 +41,20 @@ pub fn run(stage: Stage, ctx: &StageContext) -> Result<StageOutput> {
     }
 }
 
+/// The dedup map of this scenario when the manifest records a finished dedup stage, else the
+/// identity (nothing dropped).
+pub fn dedup_remap(ctx: &StageContext) -> Result<crate::dedup::Remap> {
+    let manifest = crate::manifest::Manifest::load(ctx.out)?;
+    if manifest
+        .stage(ctx.scenario.code.as_str(), Stage::Dedup.name())
+        .is_some()
+    {
+        crate::dedup::Remap::load(&dedup::dedup_path(ctx))
+    } else {
+        Ok(crate::dedup::Remap::from_rows(Vec::new()))
+    }
+}
+
 /// `OUT/{CODE}/units.parquet`.
 pub fn units_path(ctx: &StageContext) -> std::path::PathBuf {
     ctx.dir.join("units.parquet")

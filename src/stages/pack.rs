@@ -23,12 +23,20 @@ pub fn run(ctx: &StageContext) -> Result<StageOutput> {
     let scenario = ctx.scenario;
     let code = scenario.code;
     let units = crate::tables::read_units(&super::units_path(ctx))?;
-    let frames = crate::tables::read_frames(&super::frames_path(ctx))?;
+    let all_frames = crate::tables::read_frames(&super::frames_path(ctx))?;
+    // Dropped duplicates are replaced by the frame kept in their place, so no instruction
+    // refers to an image that is not packed. Only a dedup run this manifest records counts:
+    // a dedup.parquet left by an older run is ignored.
+    let remap = super::dedup_remap(ctx)?;
+    let frames = remap.kept_frames(&all_frames);
 
     // Frames of each unit in time order (frames.parquet is already in unit, then index order).
-    let mut by_unit: BTreeMap<&str, Vec<&crate::model::FrameRecord>> = BTreeMap::new();
-    for f in &frames {
-        by_unit.entry(f.unit_id.as_str()).or_default().push(f);
+    let mut by_unit: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for f in &all_frames {
+        by_unit
+            .entry(f.unit_id.as_str())
+            .or_default()
+            .push(f.image_id.as_str());
     }
     let file_of: BTreeMap<&str, &str> = frames
         .iter()
@@ -44,7 +52,7 @@ pub fn run(ctx: &StageContext) -> Result<StageOutput> {
             unit_id: u.id.clone(),
             image_ids: by_unit
                 .get(u.id.as_str())
-                .map(|v| v.iter().map(|f| f.image_id.clone()).collect())
+                .map(|ids| remap.unit_ids(ids))
                 .unwrap_or_default(),
         })
         .filter(|u| !u.image_ids.is_empty())
