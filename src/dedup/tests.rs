@@ -415,8 +415,11 @@ fn testvideo_at_2fps_keeps_a_frame_of_every_shot() {
     let mut shot_of = HashMap::new();
     sample(&video, &Sampling::Fps(2.0), None, &mut |f| {
         let id = format!("f{:04}", frames.len());
-        // Shot = number of cuts at or before the frame (the cut frame starts a shot).
-        let shot = cuts.iter().filter(|&&c| c <= f.frame_number).count();
+        // Shot = number of cuts at or before the frame (the cut frame starts a shot). The frame's
+        // index in the file comes from its time (29.97 fps, first pts 0): `frame_number` counts
+        // decoded frames only, and sampling skips and seeks past frames it does not need.
+        let index = (f.time_s * 30000.0 / 1001.0).round() as u64;
+        let shot = cuts.iter().filter(|&&c| c <= index).count();
         shot_of.insert(id.clone(), shot);
         let img = crate::imaging::resize(&f.image, &image).unwrap();
         frames.push(FrameSignature::of_picture(
