@@ -20,7 +20,9 @@ fn config(c: &mut Criterion) {
 fn hashing(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("blob");
-    let data: Vec<u8> = (0..(16u32 << 20)).map(|i| (i * 2654435761) as u8).collect();
+    let data: Vec<u8> = (0..(16u32 << 20))
+        .map(|i| i.wrapping_mul(2654435761) as u8)
+        .collect();
     std::fs::write(&file, &data).unwrap();
     let mut g = c.benchmark_group("manifest");
     g.throughput(Throughput::Bytes(data.len() as u64));
