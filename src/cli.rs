@@ -140,6 +140,9 @@ pub struct PackArgs {
     /// Output formats besides the images parquet: `wds` adds WebDataset tars (pack.webdataset).
     #[arg(long, value_enum, value_delimiter = ',')]
     pub format: Vec<PackFormat>,
+    /// Largest images parquet part in bytes, at most 2 GiB (pack.max_part_bytes).
+    #[arg(long, value_name = "BYTES")]
+    pub max_part_bytes: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -293,6 +296,9 @@ pub fn execute(cli: Cli) -> Result<i32> {
         Command::Pack(mut a) => {
             if a.format.contains(&PackFormat::Wds) {
                 a.stage.set.push("pack.webdataset=true".into());
+            }
+            if let Some(n) = a.max_part_bytes {
+                a.stage.set.push(format!("pack.max_part_bytes={n}"));
             }
             run_stages(&a.stage, vec![Stage::Pack], true, progress, &a.answers)
         }

@@ -105,6 +105,24 @@ fn small_parts_are_self_contained_and_ids_stay_global() {
         assert!(!out.join("DC").join(p).exists(), "{p} left behind");
     }
     check_packed(&out);
+
+    // The same split again through the pack command's own flag.
+    let o = mimicit(
+        dir.path(),
+        &[
+            "pack",
+            "scenarios/demo.toml",
+            "--out",
+            "out",
+            "--max-part-bytes",
+            "300000",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    for p in &parts {
+        assert!(out.join("DC").join(p).exists(), "{p} missing");
+    }
+    assert!(!out.join("DC/DC.parquet").exists());
 }
 
 #[test]
