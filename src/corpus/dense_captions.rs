@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use super::{index_videos, read_json, ScanResult};
+use super::{index_videos, ScanResult};
 use crate::config::Scenario;
 use crate::error::Result;
 use crate::model::{Reject, Unit, UnitMedia};
@@ -28,13 +28,8 @@ pub fn scan(scenario: &Scenario) -> Result<ScanResult> {
     let mut seen: BTreeMap<String, String> = BTreeMap::new();
     for file in &scenario.annotations {
         let file_name = file.display().to_string();
-        let doc = read_json(file)?;
-        let Some(entries) = doc.as_object() else {
-            return Err(crate::Error::Json {
-                path: file.clone(),
-                message: "expected an object {video_id: {timestamps, sentences}}".into(),
-            });
-        };
+        let entries =
+            &super::read_json_object(file, "an object {video_id: {timestamps, sentences}}")?;
         for (video_id, entry) in entries {
             let reject = |error: String| Reject {
                 stage: STAGE.into(),

@@ -25,9 +25,9 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 
-use super::{index_videos, media_rel, read_json, ScanResult};
+use super::{index_videos, media_rel, ScanResult};
 use crate::config::{CorpusConfig, Scenario};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::model::{Reject, Unit, UnitMedia};
 
 const STAGE: &str = "scan";
@@ -47,13 +47,8 @@ pub fn scan(scenario: &Scenario) -> Result<ScanResult> {
     let mut seen: BTreeMap<String, String> = BTreeMap::new();
     for file in &scenario.annotations {
         let file_name = file.display().to_string();
-        let doc = read_json(file)?;
-        let Some(entries) = doc.as_object() else {
-            return Err(Error::Json {
-                path: file.clone(),
-                message: "expected an object {video_uid: {narration_pass_1: ...}}".into(),
-            });
-        };
+        let entries =
+            &super::read_json_object(file, "an object {video_uid: {narration_pass_1: ...}}")?;
         for (video, entry) in entries {
             let reject = |item: String, error: String| Reject {
                 stage: STAGE.into(),

@@ -310,6 +310,32 @@ pub fn index_videos(media: &Path) -> Result<BTreeMap<String, PathBuf>> {
     Ok(by_stem)
 }
 
+/// Reads an annotation file whose top level must be an object; `shape` says what it should hold
+/// (`{video_id: {...}}`) for the error message.
+pub fn read_json_object(
+    path: &Path,
+    shape: &str,
+) -> Result<serde_json::Map<String, serde_json::Value>> {
+    match read_json(path)? {
+        serde_json::Value::Object(m) => Ok(m),
+        _ => Err(Error::Json {
+            path: path.to_path_buf(),
+            message: format!("expected {shape}"),
+        }),
+    }
+}
+
+/// Reads an annotation file whose top level must be a list (see [`read_json_object`]).
+pub fn read_json_list(path: &Path, shape: &str) -> Result<Vec<serde_json::Value>> {
+    match read_json(path)? {
+        serde_json::Value::Array(v) => Ok(v),
+        _ => Err(Error::Json {
+            path: path.to_path_buf(),
+            message: format!("expected {shape}"),
+        }),
+    }
+}
+
 /// Reads and parses a JSON annotation file, naming it in any error.
 pub fn read_json(path: &Path) -> Result<serde_json::Value> {
     let text = std::fs::read(path).map_err(|e| Error::io(path, e))?;

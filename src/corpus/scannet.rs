@@ -20,7 +20,7 @@ use serde_json::{json, Value};
 
 use super::{is_image, list_files, media_rel, seeded_shuffle, ScanResult};
 use crate::config::Scenario;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::model::{ImageItem, Reject, Unit, UnitMedia};
 
 const STAGE: &str = "scan";
@@ -43,13 +43,10 @@ pub fn scan(scenario: &Scenario) -> Result<ScanResult> {
     let mut seen = BTreeMap::new();
     for file in &scenario.annotations {
         let file_name = file.display().to_string();
-        let doc = super::read_json(file)?;
-        let Some(records) = doc.as_array() else {
-            return Err(Error::Json {
-                path: file.clone(),
-                message: "expected a ScanRefer list of {scene_id, object_name, description}".into(),
-            });
-        };
+        let records = &super::read_json_list(
+            file,
+            "a ScanRefer list of {scene_id, object_name, description}",
+        )?;
         for (n, raw) in records.iter().enumerate() {
             let reject = |item: String, error: String| Reject {
                 stage: STAGE.into(),

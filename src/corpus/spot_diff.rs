@@ -11,9 +11,9 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use super::{index_images, media_rel, read_json, ScanResult};
+use super::{index_images, media_rel, ScanResult};
 use crate::config::Scenario;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::model::{ImageItem, Reject, Unit, UnitMedia};
 
 const STAGE: &str = "scan";
@@ -25,13 +25,7 @@ pub fn scan(scenario: &Scenario) -> Result<ScanResult> {
     let mut seen: BTreeMap<String, String> = BTreeMap::new();
     for file in &scenario.annotations {
         let file_name = file.display().to_string();
-        let doc = read_json(file)?;
-        let Some(records) = doc.as_array() else {
-            return Err(Error::Json {
-                path: file.clone(),
-                message: "expected a list of {img_id, sentences}".into(),
-            });
-        };
+        let records = &super::read_json_list(file, "a list of {img_id, sentences}")?;
         for (n, record) in records.iter().enumerate() {
             let reject = |item: String, error: String| Reject {
                 stage: STAGE.into(),
