@@ -29,10 +29,7 @@ fn check_packed(out: &std::path::Path) {
 #[test]
 fn demo_pack_is_what_the_trainer_reads() {
     let dir = tempfile::tempdir().unwrap();
-    copy_demo(dir.path());
-    let o = mimicit(dir.path(), &["run", "scenarios/demo.toml", "--out", "out"]);
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let out = dir.path().join("out");
+    let out = run_demo(dir.path());
     check_packed(&out);
     let ins = read_json(&out.join("DC/DC_instructions.json"));
     let data = ins["data"].as_object().unwrap();
@@ -245,10 +242,7 @@ fn webdataset_shards_read_with_the_webdataset_package() {
 #[test]
 fn verify_catches_a_flipped_byte_in_any_output() {
     let dir = tempfile::tempdir().unwrap();
-    copy_demo(dir.path());
-    let o = mimicit(dir.path(), &["run", "scenarios/demo.toml", "--out", "out"]);
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let out = dir.path().join("out");
+    let out = run_demo(dir.path());
     let manifest = read_json(&out.join("manifest.json"));
     let mut targets: Vec<String> = Vec::new();
     for stages in manifest["scenarios"]["DC"]["stages"]
@@ -295,10 +289,7 @@ fn verify_catches_a_flipped_byte_in_any_output() {
 #[test]
 fn verify_finds_instructions_whose_images_are_not_packed() {
     let dir = tempfile::tempdir().unwrap();
-    copy_demo(dir.path());
-    let o = mimicit(dir.path(), &["run", "scenarios/demo.toml", "--out", "out"]);
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let out = dir.path().join("out");
+    let out = run_demo(dir.path());
     // Rewrite an instruction to point at an image that does not exist, and re-record its hash
     // in the manifest, as a buggy tool or a hand edit would: only the id check can catch it.
     let ins_path = out.join("DC/DC_instructions.json");

@@ -44,6 +44,14 @@ pub fn copy_demo(dir: &Path) -> PathBuf {
     scenario
 }
 
+/// Copies the demo into `dir`, runs every stage into `dir/out` (which must succeed), returns OUT.
+pub fn run_demo(dir: &Path) -> PathBuf {
+    copy_demo(dir);
+    let o = mimicit(dir, &["run", "scenarios/demo.toml", "--out", "out"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    dir.join("out")
+}
+
 pub fn copy_tree(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
