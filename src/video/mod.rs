@@ -744,31 +744,19 @@ impl Run<'_> {
     /// The frame's content signature, from a tiny grey thumbnail (area-averaged, so it is not
     /// aliased; no full-size RGB picture is made).
     fn signature(&mut self, frame: &AvFrame) -> Result<Signature, VideoError> {
-        let (format, w, h) = (frame.format(), frame.width(), frame.height());
+        let format = frame.format();
         let convert_error = |source| VideoError::Convert {
             path: self.path.to_owned(),
             format: format!("{format:?}"),
             source,
         };
-        let stale = self.thumb_scaler.as_ref().is_none_or(|s| {
-            let i = s.input();
-            (i.format, i.width, i.height) != (format, w, h)
-        });
-        if stale {
-            let mut scaler = scaling::Context::get(
-                format,
-                w,
-                h,
-                Pixel::GRAY8,
-                scenes::THUMB_W,
-                scenes::THUMB_H,
-                scaling::Flags::AREA,
-            )
-            .map_err(convert_error)?;
-            set_colorspace(&mut scaler, frame);
-            self.thumb_scaler = Some(scaler);
-        }
-        let scaler = self.thumb_scaler.as_mut().expect("scaler was just set");
+        let scaler = cached_scaler(
+            &mut self.thumb_scaler,
+            frame,
+            (Pixel::GRAY8, scenes::THUMB_W, scenes::THUMB_H),
+            scaling::Flags::AREA,
+        )
+        .map_err(convert_error)?;
         let mut thumb = AvFrame::empty();
         scaler.run(frame, &mut thumb).map_err(convert_error)?;
         Ok(Signature::from_gray(
@@ -795,27 +783,13 @@ impl Run<'_> {
             format: format!("{format:?}"),
             source,
         };
-        let stale = self.scaler.as_ref().is_none_or(|s| {
-            let i = s.input();
-            (i.format, i.width, i.height) != (format, w, h)
-        });
-        if stale {
-            let mut scaler = scaling::Context::get(
-                format,
-                w,
-                h,
-                Pixel::RGB24,
-                w,
-                h,
-                scaling::Flags::BICUBIC
-                    | scaling::Flags::ACCURATE_RND
-                    | scaling::Flags::FULL_CHR_H_INT,
-            )
-            .map_err(convert_error)?;
-            set_colorspace(&mut scaler, frame);
-            self.scaler = Some(scaler);
-        }
-        let scaler = self.scaler.as_mut().expect("scaler was just set");
+        let scaler = cached_scaler(
+            &mut self.scaler,
+            frame,
+            (Pixel::RGB24, w, h),
+            scaling::Flags::BICUBIC | scaling::Flags::ACCURATE_RND | scaling::Flags::FULL_CHR_H_INT,
+        )
+        .map_err(convert_error)?;
         let mut rgb = AvFrame::empty();
         scaler.run(frame, &mut rgb).map_err(convert_error)?;
         let row = w as usize * 3;
@@ -827,6 +801,27 @@ impl Run<'_> {
         }
         Ok(RgbFrame::new(w, h, data))
     }
+}
+
+/// The scaler in `slot`, made anew when the input format or size changed (streams may change
+/// resolution mid-file), converting to `(format, width, height)` with the frame's colour matrix.
+fn cached_scaler<'a>(
+    slot: &'a mut Option<scaling::Context>,
+    frame: &AvFrame,
+    (out_format, out_w, out_h): (Pixel, u32, u32),
+    flags: scaling::Flags,
+) -> Result<&'a mut scaling::Context, ffmpeg::Error> {
+    let (format, w, h) = (frame.format(), frame.width(), frame.height());
+    let stale = slot.as_ref().is_none_or(|s| {
+        let i = s.input();
+        (i.format, i.width, i.height) != (format, w, h)
+    });
+    if stale {
+        let mut scaler = scaling::Context::get(format, w, h, out_format, out_w, out_h, flags)?;
+        set_colorspace(&mut scaler, frame);
+        *slot = Some(scaler);
+    }
+    Ok(slot.as_mut().expect("scaler was just set"))
 }
 
 /// Tells swscale the frame's YUV matrix (BT.601, BT.709, ...) and range; by default it assumes
