@@ -1,6 +1,9 @@
 //! `mimicit frames VIDEO_OR_DIR --out DIR`: one-off extraction without a scenario. Frames go to
-//! `DIR/{video stem}/{i:06}.{png|jpg}`; `DIR/frames.jsonl` lists them (video, index, time, file);
-//! `DIR/rejects.parquet` names every video that could not be decoded, and the others go on.
+//! `DIR/{key}/{i:06}.{png|jpg}` where the key is the video's stem (its relative path, with `/`
+//! as `_`, when two videos share a stem); `DIR/frames.parquet` lists them in the keyframes
+//! stage's table shape (image id `{key}_{i:06}`, unit = key) and `DIR/frames.jsonl` as JSON lines
+//! (video, index, time, file); `DIR/rejects.parquet` names every video that could not be
+//! decoded, and the others go on.
 
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
@@ -9,7 +12,7 @@ use rayon::prelude::*;
 
 use crate::config::{ImageConfig, ImageFormat};
 use crate::error::{Error, Result};
-use crate::model::Reject;
+use crate::model::{FrameRecord, Reject};
 use crate::video::{self, Sampling};
 
 pub struct FramesRequest {
@@ -52,71 +55,108 @@ pub fn extract(req: &FramesRequest) -> Result<FramesSummary> {
         ImageFormat::Png => "png",
         ImageFormat::Jpeg => "jpg",
     };
+    let keys = video_keys(&req.input, &videos);
+    let jobs: Vec<(&PathBuf, &String)> = videos.iter().zip(&keys).collect();
     // One video: decoded outside the rayon pool, so that its decoder gets the pool's threads.
-    let results: Vec<std::result::Result<Vec<String>, Reject>> = if videos.len() == 1 {
-        videos
-            .iter()
-            .map(|path| extract_one(req, path, ext))
+    let results: Vec<std::result::Result<Vec<FrameRecord>, Reject>> = if videos.len() == 1 {
+        jobs.iter()
+            .map(|(path, key)| extract_one(req, path, key, ext))
             .collect()
     } else {
-        videos
-            .par_iter()
-            .map(|path| extract_one(req, path, ext))
+        jobs.par_iter()
+            .map(|(path, key)| extract_one(req, path, key, ext))
             .collect()
     };
     let mut summary = FramesSummary::default();
     let mut lines = String::new();
-    for r in results {
+    let mut records = Vec::new();
+    for (r, path) in results.into_iter().zip(&videos) {
         match r {
             Ok(v) => {
                 summary.videos += 1;
                 summary.frames += v.len() as u64;
-                for l in v {
-                    lines.push_str(&l);
+                for f in &v {
+                    let line = serde_json::json!({"video": path.display().to_string(),
+                        "index": f.index, "time_s": f.time_s, "file": f.file});
+                    lines.push_str(&line.to_string());
                     lines.push('\n');
                 }
+                records.extend(v);
             }
             Err(reject) => summary.rejects.push(reject),
         }
     }
     crate::atomic::write(&req.out.join("frames.jsonl"), lines.as_bytes())?;
+    crate::tables::write_frames(&req.out.join("frames.parquet"), &records)?;
     crate::tables::write_rejects(&req.out.join("rejects.parquet"), &summary.rejects)?;
     Ok(summary)
+}
+
+/// The folder name of each video's frames: its stem, or, when another video has the same stem,
+/// its path relative to the input with separators as `_` (so no video overwrites another's).
+fn video_keys(input: &Path, videos: &[PathBuf]) -> Vec<String> {
+    let stem = |p: &PathBuf| {
+        p.file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "video".into())
+    };
+    let mut count = std::collections::BTreeMap::new();
+    for v in videos {
+        *count.entry(stem(v)).or_insert(0) += 1;
+    }
+    videos
+        .iter()
+        .map(|v| {
+            if count[&stem(v)] == 1 {
+                return stem(v);
+            }
+            let rel = v.strip_prefix(input).unwrap_or(v).with_extension("");
+            rel.to_string_lossy().replace(['/', '\\'], "_")
+        })
+        .collect()
 }
 
 fn extract_one(
     req: &FramesRequest,
     path: &Path,
+    key: &str,
     ext: &str,
-) -> std::result::Result<Vec<String>, Reject> {
-    let stem = path
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "video".into());
+) -> std::result::Result<Vec<FrameRecord>, Reject> {
     let reject = |error: String| Reject {
         stage: "frames".into(),
-        item: stem.clone(),
+        item: key.to_string(),
         path: path.display().to_string(),
         error,
     };
-    let mut lines = Vec::new();
+    let mut records = Vec::new();
     let mut failure = None;
     let mut on_frame = |f: video::SampledFrame| {
-        let i = lines.len();
-        let file = format!("{stem}/{i:06}.{ext}");
+        let i = records.len();
+        let file = format!("{key}/{i:06}.{ext}");
         let written = crate::imaging::resize(&f.image, &req.image)
-            .and_then(|img| crate::imaging::encode(&img, &req.image))
+            .and_then(|img| {
+                let bytes = crate::imaging::encode(&img, &req.image)?;
+                Ok((img, bytes))
+            })
             .map_err(|e| e.to_string())
-            .and_then(|bytes| {
-                crate::atomic::write(&req.out.join(&file), &bytes).map_err(|e| e.to_string())
+            .and_then(|(img, bytes)| {
+                crate::atomic::write(&req.out.join(&file), &bytes)
+                    .map(|()| (img, bytes.len() as u64))
+                    .map_err(|e| e.to_string())
             });
         match written {
-            Ok(()) => {
-                lines.push(
-                    serde_json::json!({"video": path.display().to_string(), "index": i,
-                        "time_s": f.time_s, "file": file})
-                    .to_string(),
-                );
+            Ok((img, bytes)) => {
+                records.push(FrameRecord {
+                    image_id: format!("{key}_{i:06}"),
+                    unit_id: key.to_string(),
+                    index: i as u32,
+                    time_s: Some(f.time_s),
+                    width: img.width,
+                    height: img.height,
+                    pixel_hash: crate::imaging::pixel_hash(&img),
+                    file,
+                    bytes,
+                });
                 ControlFlow::Continue(())
             }
             Err(e) => {
@@ -129,5 +169,5 @@ fn extract_one(
     if let Some(e) = failure {
         return Err(reject(e));
     }
-    Ok(lines)
+    Ok(records)
 }

@@ -371,6 +371,13 @@ fn frames_extracts_good_videos_and_names_bad_ones() {
     let videos = dir.path().join("videos");
     copy_tree(&repo().join("demo/videos"), &videos);
     std::fs::write(videos.join("broken.mkv"), [0x1a, 0x45, 0xdf, 0xa3, 1, 2, 3]).unwrap();
+    // Same stem in a subfolder: both keep their frames.
+    std::fs::create_dir_all(videos.join("more")).unwrap();
+    std::fs::copy(
+        videos.join("v_demo_street.mp4"),
+        videos.join("more/v_demo_street.mp4"),
+    )
+    .unwrap();
     let o = mimicit(
         dir.path(),
         &[
@@ -393,7 +400,18 @@ fn frames_extracts_good_videos_and_names_bad_ones() {
             .or_insert(0) += 1;
     }
     // 2 fps over clips of 4 to 6 seconds: every good clip, none of the broken one.
-    assert_eq!(per_video.len(), 4, "{per_video:?}");
+    assert_eq!(per_video.len(), 5, "{per_video:?}");
+    assert!(dir
+        .path()
+        .join("frames/more_v_demo_street/000000.jpg")
+        .is_file());
+    assert!(dir.path().join("frames/v_demo_street/000000.jpg").is_file());
+    if let Some(rows) = pandas_rows(&dir.path().join("frames/frames.parquet")) {
+        assert_eq!(rows.len(), lines.lines().count());
+        for row in &rows {
+            assert_valid("frames_dir.schema.json", row, "frames.parquet");
+        }
+    }
     assert!(
         per_video.values().all(|&n| (8..=12).contains(&n)),
         "{per_video:?}"
