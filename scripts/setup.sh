@@ -7,7 +7,9 @@
 set -euo pipefail
 
 TORCH_VERSION=2.13.0
-CACHE_ROOT="${MIMICIT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/mimicit}"
+# HOME can be unset under some schedulers and CI runners: fall back to the account's home.
+HOME_DIR="${HOME:-$(getent passwd "$(id -u)" | cut -d: -f6)}"
+CACHE_ROOT="${MIMICIT_CACHE:-${XDG_CACHE_HOME:-$HOME_DIR/.cache}/mimicit}"
 VENV="${MIMICIT_VENV:-$CACHE_ROOT/venv-torch-$TORCH_VERSION}"
 PY_PACKAGES=(pandas pyarrow pillow numpy pyyaml jsonschema webdataset transformers safetensors
   opencv-python-headless)
