@@ -117,6 +117,7 @@ pub fn run(ctx: &StageContext) -> Result<StageOutput> {
     } else {
         plan
     };
+    let progress = crate::progress::Progress::new(ctx.progress, "pack", file_of.len() as u64);
     for (part, name) in parts.iter().zip(&names) {
         let stem = name.trim_end_matches(".parquet");
         let mut image_ids = BTreeSet::new();
@@ -133,6 +134,7 @@ pub fn run(ctx: &StageContext) -> Result<StageOutput> {
             let path = ctx.dir.join(file_of[id]);
             let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
             rows.push((id.to_string(), bytes));
+            progress.inc(1);
         }
         let parquet = ctx.dir.join(name);
         shards::write_images_parquet(&parquet, &rows)?;
@@ -145,6 +147,7 @@ pub fn run(ctx: &StageContext) -> Result<StageOutput> {
         outputs.push(ins);
         outputs.push(train);
     }
+    progress.finish();
     remove_stale_parts(&ctx.dir, code, &names)?;
     if scenario.config.pack.webdataset {
         let unit_of: BTreeMap<&str, &crate::model::Unit> =
