@@ -69,9 +69,9 @@ pub enum Command {
     Keyframes(StageArgs),
     /// Stage 3 on a scenario, or ad-hoc on a folder of images: find duplicate frames.
     #[command(
-        after_help = "Example:\n  mimicit dedup scenarios/demo.toml --out out\n  mimicit dedup photos/ --out dups.parquet"
+        after_help = "Example:\n  mimicit dedup scenarios/demo.toml --out out\n  mimicit dedup scenarios/demo.toml --out out --dry-run --set dedup.near=true\n  mimicit dedup photos/ --out dups.parquet"
     )]
-    Dedup(StageArgs),
+    Dedup(DedupArgs),
     /// Stage 4: CLIP image features of every kept frame.
     #[command(
         after_help = "Example:\n  mimicit features scenarios/demo.toml --out out --set features.model=clip-vit-base-patch32"
@@ -119,6 +119,15 @@ pub struct StageArgs {
     /// Run even if the manifest says the stage is finished.
     #[arg(long)]
     pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DedupArgs {
+    #[command(flatten)]
+    pub stage: StageArgs,
+    /// Decide and report on stdout (JSON) without writing or recording anything.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Args)]
@@ -262,7 +271,10 @@ pub fn execute(cli: Cli) -> Result<i32> {
         }
         Command::Scan(a) => run_stages(&a, vec![Stage::Scan], true, progress, &[]),
         Command::Keyframes(a) => run_stages(&a, vec![Stage::Keyframes], true, progress, &[]),
-        Command::Dedup(a) => {
+        Command::Dedup(DedupArgs { stage: a, dry_run }) => {
+            if dry_run && !a.scenario.is_dir() {
+                return dedup_dry_run(&a, progress);
+            }
             if a.scenario.is_dir() {
                 // Ad-hoc: every picture under DIR; --set is ignored (no scenario).
                 let cfg = crate::config::DedupConfig {
@@ -411,6 +423,46 @@ fn frames(a: &FramesArgs) -> Result<i32> {
     } else {
         EXIT_REJECTS
     })
+}
+
+/// `mimicit dedup SCENARIO --out OUT --dry-run`: the decisions over the frames the keyframes
+/// stage stored, as JSON on stdout; nothing is written and the manifest is left as it is.
+fn dedup_dry_run(a: &StageArgs, progress: ProgressMode) -> Result<i32> {
+    let scenario = Scenario::load(&a.scenario, &a.set)?;
+    let out = std::fs::canonicalize(&a.out).map_err(|e| Error::io(&a.out, e))?;
+    let dir = out.join(scenario.code.as_str());
+    if !dir.join("frames.parquet").is_file() {
+        return Err(Error::Invalid(format!(
+            "{}: no frames.parquet: run `mimicit keyframes` first",
+            dir.display()
+        )));
+    }
+    let ctx = crate::pipeline::StageContext {
+        scenario: &scenario,
+        out: &out,
+        dir,
+        progress,
+        config_hash: String::new(),
+    };
+    let (rows, rejects, frames) = crate::stages::dedup::decide(&ctx)?;
+    let by_method = |m: crate::dedup::Method| rows.iter().filter(|r| r.method == m).count();
+    let report = serde_json::json!({
+        "frames": frames,
+        "kept": frames - rows.len(),
+        "dropped": rows.len(),
+        "exact": by_method(crate::dedup::Method::Exact),
+        "phash": by_method(crate::dedup::Method::Phash),
+        "unreadable": rejects.len(),
+        "rows": rows.iter().map(|r| serde_json::json!({
+            "dropped_id": r.dropped_id, "kept_id": r.kept_id,
+            "method": r.method.as_str(), "distance": r.distance,
+        })).collect::<Vec<_>>(),
+    });
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&report).expect("serialisable")
+    );
+    Ok(EXIT_OK)
 }
 
 fn not_built(what: &str) -> Result<i32> {

@@ -468,3 +468,46 @@ fn progress_jsonl_is_one_json_object_per_line() {
         stdout(&o)
     );
 }
+
+#[test]
+fn dedup_dry_run_reports_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run_demo(dir.path());
+    let before: Vec<_> = files(&out)
+        .into_iter()
+        .map(|f| (f.clone(), std::fs::read(out.join(&f)).unwrap()))
+        .collect();
+    let o = mimicit(
+        dir.path(),
+        &[
+            "dedup",
+            "scenarios/demo.toml",
+            "--out",
+            "out",
+            "--dry-run",
+            "--set",
+            "dedup.near=true",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_valid(
+        "dedup_dry_run.schema.json",
+        &report,
+        "dedup --dry-run stdout",
+    );
+    assert_eq!(report["frames"], 20);
+    assert!(report["exact"].as_u64().unwrap() >= 1, "{report}");
+    for (f, bytes) in &before {
+        assert_eq!(
+            &std::fs::read(out.join(f)).unwrap(),
+            bytes,
+            "{} changed",
+            f.display()
+        );
+    }
+    assert_eq!(
+        files(&out),
+        before.iter().map(|(f, _)| f.clone()).collect::<Vec<_>>()
+    );
+}

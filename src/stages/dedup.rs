@@ -29,6 +29,28 @@ pub fn dedup_path(ctx: &StageContext) -> std::path::PathBuf {
 }
 
 pub fn run(ctx: &StageContext) -> Result<StageOutput> {
+    let (rows, rejects, frames) = decide(ctx)?;
+    let path = dedup_path(ctx);
+    crate::tables::write_dedup(&path, &rows)?;
+    tracing::info!(
+        "{}: {} of {frames} frames dropped as duplicates",
+        ctx.scenario.code,
+        rows.len(),
+    );
+    Ok(StageOutput {
+        counts: Counts {
+            ok: (frames - rows.len()) as u64,
+            rejected: 0,
+            skipped: rows.len() as u64,
+        },
+        outputs: vec![path],
+        rejects,
+    })
+}
+
+/// The decisions of the stage without writing anything (`mimicit dedup --dry-run`): the rows of
+/// `dedup.parquet`, the frames that could not be read, and the number of frames considered.
+pub fn decide(ctx: &StageContext) -> Result<(Vec<dedup::DedupRow>, Vec<Reject>, usize)> {
     let cfg = &ctx.scenario.config.dedup;
     dedup::check_config(cfg)?;
     let frames = crate::tables::read_frames(&super::frames_path(ctx))?;
@@ -89,21 +111,5 @@ pub fn run(ctx: &StageContext) -> Result<StageOutput> {
         })
         .collect();
     let rows = dedup::decide(&signatures, cfg)?;
-    let path = dedup_path(ctx);
-    crate::tables::write_dedup(&path, &rows)?;
-    tracing::info!(
-        "{}: {} of {} frames dropped as duplicates",
-        ctx.scenario.code,
-        rows.len(),
-        frames.len()
-    );
-    Ok(StageOutput {
-        counts: Counts {
-            ok: (frames.len() - rows.len()) as u64,
-            rejected: 0,
-            skipped: rows.len() as u64,
-        },
-        outputs: vec![path],
-        rejects,
-    })
+    Ok((rows, rejects, frames.len()))
 }
