@@ -120,15 +120,7 @@ fn parse_entry(entry: &Value) -> std::result::Result<Entry, String> {
         }
         timestamps.push(p);
     }
-    let sentences = sentences
-        .iter()
-        .enumerate()
-        .map(|(i, s)| {
-            s.as_str()
-                .map(|s| s.trim().to_string())
-                .ok_or_else(|| format!("sentences[{i}] is not a string"))
-        })
-        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let sentences = super::trimmed_strings(sentences, "sentences")?;
     Ok((timestamps, sentences))
 }
 

@@ -336,6 +336,23 @@ pub fn read_json_list(path: &Path, shape: &str) -> Result<Vec<serde_json::Value>
     }
 }
 
+/// The strings of a JSON list field (`sentences`, ...), trimmed; the first non-string is named
+/// as `{field}[i]`.
+pub fn trimmed_strings(
+    values: &[serde_json::Value],
+    field: &str,
+) -> std::result::Result<Vec<String>, String> {
+    values
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            s.as_str()
+                .map(|s| s.trim().to_string())
+                .ok_or_else(|| format!("{field}[{i}] is not a string"))
+        })
+        .collect()
+}
+
 /// Reads and parses a JSON annotation file, naming it in any error.
 pub fn read_json(path: &Path) -> Result<serde_json::Value> {
     let text = std::fs::read(path).map_err(|e| Error::io(path, e))?;

@@ -120,17 +120,12 @@ fn parse_record(record: &Value) -> std::result::Result<(String, Vec<String>), St
     if img_id.contains(['/', '\\']) {
         return Err(format!("`img_id` {img_id:?} is not a file stem"));
     }
-    let sentences = record["sentences"]
-        .as_array()
-        .ok_or("`sentences` missing or not a list")?
-        .iter()
-        .enumerate()
-        .map(|(i, s)| {
-            s.as_str()
-                .map(|s| s.trim().to_string())
-                .ok_or_else(|| format!("sentences[{i}] is not a string"))
-        })
-        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let sentences = super::trimmed_strings(
+        record["sentences"]
+            .as_array()
+            .ok_or("`sentences` missing or not a list")?,
+        "sentences",
+    )?;
     if sentences.is_empty() {
         return Err("`sentences` is empty".into());
     }

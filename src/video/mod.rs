@@ -745,20 +745,16 @@ impl Run<'_> {
     /// aliased; no full-size RGB picture is made).
     fn signature(&mut self, frame: &AvFrame) -> Result<Signature, VideoError> {
         let format = frame.format();
-        let convert_error = |source| VideoError::Convert {
-            path: self.path.to_owned(),
-            format: format!("{format:?}"),
-            source,
-        };
+        let convert_error = convert_error(self.path, format);
         let scaler = cached_scaler(
             &mut self.thumb_scaler,
             frame,
             (Pixel::GRAY8, scenes::THUMB_W, scenes::THUMB_H),
             scaling::Flags::AREA,
         )
-        .map_err(convert_error)?;
+        .map_err(&convert_error)?;
         let mut thumb = AvFrame::empty();
-        scaler.run(frame, &mut thumb).map_err(convert_error)?;
+        scaler.run(frame, &mut thumb).map_err(&convert_error)?;
         Ok(Signature::from_gray(
             scenes::THUMB_W as usize,
             scenes::THUMB_H as usize,
@@ -778,20 +774,16 @@ impl Run<'_> {
                 height: h,
             });
         }
-        let convert_error = |source| VideoError::Convert {
-            path: self.path.to_owned(),
-            format: format!("{format:?}"),
-            source,
-        };
+        let convert_error = convert_error(self.path, format);
         let scaler = cached_scaler(
             &mut self.scaler,
             frame,
             (Pixel::RGB24, w, h),
             scaling::Flags::BICUBIC | scaling::Flags::ACCURATE_RND | scaling::Flags::FULL_CHR_H_INT,
         )
-        .map_err(convert_error)?;
+        .map_err(&convert_error)?;
         let mut rgb = AvFrame::empty();
-        scaler.run(frame, &mut rgb).map_err(convert_error)?;
+        scaler.run(frame, &mut rgb).map_err(&convert_error)?;
         let row = w as usize * 3;
         let stride = rgb.stride(0);
         let plane = rgb.data(0);
@@ -800,6 +792,16 @@ impl Run<'_> {
             data.extend_from_slice(&plane[y * stride..y * stride + row]);
         }
         Ok(RgbFrame::new(w, h, data))
+    }
+}
+
+/// Maps a swscale failure on frames of `format` to an error naming the file.
+fn convert_error(path: &Path, format: Pixel) -> impl Fn(ffmpeg::Error) -> VideoError {
+    let path = path.to_owned();
+    move |source| VideoError::Convert {
+        path: path.clone(),
+        format: format!("{format:?}"),
+        source,
     }
 }
 
