@@ -38,14 +38,9 @@ pub fn run(ctx: &StageContext) -> Result<StageOutput> {
             .or_default()
             .push(f.image_id.as_str());
     }
-    let file_of: BTreeMap<&str, &str> = frames
-        .iter()
-        .map(|f| (f.image_id.as_str(), f.file.as_str()))
-        .collect();
-    let bytes_of: BTreeMap<&str, u64> = frames
-        .iter()
-        .map(|f| (f.image_id.as_str(), f.bytes))
-        .collect();
+    // Kept frames by image id (an image shared by two units, as COCO pairs are, is one entry).
+    let frame_of: BTreeMap<&str, &crate::model::FrameRecord> =
+        frames.iter().map(|f| (f.image_id.as_str(), f)).collect();
     let unit_images: Vec<UnitImages> = units
         .iter()
         .map(|u| UnitImages {
@@ -99,7 +94,7 @@ pub fn run(ctx: &StageContext) -> Result<StageOutput> {
         .map(|u| {
             u.image_ids
                 .iter()
-                .map(|id| shards::base64_len(bytes_of[id.as_str()]))
+                .map(|id| shards::base64_len(frame_of[id.as_str()].bytes))
                 .sum()
         })
         .collect();
@@ -117,7 +112,7 @@ pub fn run(ctx: &StageContext) -> Result<StageOutput> {
     } else {
         plan
     };
-    let progress = crate::progress::Progress::new(ctx.progress, "pack", file_of.len() as u64);
+    let progress = crate::progress::Progress::new(ctx.progress, "pack", frame_of.len() as u64);
     for (part, name) in parts.iter().zip(&names) {
         let stem = name.trim_end_matches(".parquet");
         let mut image_ids = BTreeSet::new();
@@ -131,7 +126,7 @@ pub fn run(ctx: &StageContext) -> Result<StageOutput> {
         }
         let mut rows = Vec::with_capacity(image_ids.len());
         for id in image_ids {
-            let path = ctx.dir.join(file_of[id]);
+            let path = ctx.dir.join(&frame_of[id].file);
             let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
             rows.push((id.to_string(), bytes));
             progress.inc(1);
@@ -156,7 +151,7 @@ pub fn run(ctx: &StageContext) -> Result<StageOutput> {
             ctx,
             &unit_images,
             &unit_of,
-            &frames,
+            &frame_of,
             &packed.instructions,
             &ranges,
         )?);
@@ -181,15 +176,13 @@ fn write_webdataset(
     ctx: &StageContext,
     unit_images: &[UnitImages],
     unit_of: &BTreeMap<&str, &crate::model::Unit>,
-    frames: &[crate::model::FrameRecord],
+    frame_of: &BTreeMap<&str, &crate::model::FrameRecord>,
     instructions: &InstructionsFile,
     ranges: &BTreeMap<&str, std::ops::Range<usize>>,
 ) -> Result<Vec<std::path::PathBuf>> {
     use shards::webdataset::{plan_shards, sample_key, shard_name, tar_size, write_shard, Sample};
     let cfg = &ctx.scenario.config.pack;
     let code = ctx.scenario.code;
-    let frame_of: BTreeMap<&str, &crate::model::FrameRecord> =
-        frames.iter().map(|f| (f.image_id.as_str(), f)).collect();
     let ext =
         |f: &crate::model::FrameRecord| f.file.rsplit('.').next().unwrap_or("png").to_string();
     // (key, json, frames) per sample, in order; the image bytes are read when the shard is written.
@@ -220,7 +213,8 @@ fn write_webdataset(
             }
         }
         crate::config::WdsSample::Image => {
-            for f in frames {
+            // One sample per kept image id (an image shared by two units is one sample).
+            for &f in frame_of.values() {
                 let json = serde_json::json!({
                     "image_id": f.image_id, "unit_id": f.unit_id, "index": f.index, "time_s": f.time_s,
                 });
@@ -231,8 +225,6 @@ fn write_webdataset(
                 ));
             }
             plan.sort_by(|a, b| a.0.cmp(&b.0));
-            // An image shared by two units (COCO pairs) is one sample.
-            plan.dedup_by(|a, b| a.0 == b.0);
         }
     }
     let sizes: Vec<u64> = plan
