@@ -14,7 +14,7 @@ VENV="${MIMICIT_VENV:-$CACHE_ROOT/venv-torch-$TORCH_VERSION}"
 PY_PACKAGES=(pandas pyarrow pillow numpy pyyaml jsonschema webdataset transformers safetensors
   opencv-python-headless)
 APT_PACKAGES=(pkg-config clang libclang-dev ffmpeg libavcodec-dev libavformat-dev libavutil-dev
-  libswscale-dev libswresample-dev libavfilter-dev libavdevice-dev)
+  libswscale-dev libswresample-dev libavfilter-dev libavdevice-dev libturbojpeg0-dev)
 
 print_env() {
   cat <<ENV

@@ -206,11 +206,30 @@ pub struct FramesArgs {
 
 #[derive(Debug, Args)]
 pub struct EmbedArgs {
+    /// A folder of pictures (.jpg, .jpeg, .png, searched recursively); image_id = file stem.
     pub images: PathBuf,
+    /// A Hugging Face CLIP folder (config.json + model.safetensors, e.g. a download of
+    /// openai/clip-vit-base-patch32) or an OpenAI TorchScript .pt file.
     #[arg(long)]
     pub model: PathBuf,
+    /// Output parquet (image_id, embedding); unreadable pictures go to FILE.rejects.parquet.
     #[arg(long, short)]
     pub out: PathBuf,
+    /// auto (CUDA when libtorch sees a GPU), cpu, cuda or cuda:N.
+    #[arg(long, default_value = "auto")]
+    pub device: crate::features::DeviceSpec,
+    /// Element type: auto is fp32 on CPU, fp16 on CUDA.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub precision: crate::features::Precision,
+    /// Pictures per model call.
+    #[arg(long, default_value_t = 64)]
+    pub batch: usize,
+    /// L2-normalise the vectors.
+    #[arg(long)]
+    pub normalize: bool,
+    /// Also write the vectors as a float32 FILE.npy (same row order as the parquet).
+    #[arg(long)]
+    pub npy: bool,
 }
 
 #[derive(Debug, Args)]
@@ -315,7 +334,7 @@ pub fn execute(cli: Cli) -> Result<i32> {
             run_stages(&a.stage, vec![Stage::Pack], true, progress, &a.answers)
         }
         Command::Frames(a) => frames(&a),
-        Command::Embed(_) => not_built("`mimicit embed`"),
+        Command::Embed(a) => embed(&a, progress),
         Command::Verify(a) => {
             let report = crate::verify::verify(&a.out)?;
             println!(
@@ -419,6 +438,81 @@ fn frames(a: &FramesArgs) -> Result<i32> {
         summary.rejects.len()
     );
     Ok(if summary.rejects.is_empty() {
+        EXIT_OK
+    } else {
+        EXIT_REJECTS
+    })
+}
+
+/// `mimicit embed DIR --model M --out FILE.parquet`.
+fn embed(a: &EmbedArgs, progress: ProgressMode) -> Result<i32> {
+    use crate::features::{EmbedItem, EmbedOptions, Embedder};
+    if a.batch == 0 {
+        return Err(Error::Invalid("--batch must be at least 1".into()));
+    }
+    if !a.images.is_dir() {
+        return Err(Error::Invalid(format!(
+            "{}: not a folder of pictures",
+            a.images.display()
+        )));
+    }
+    let items: Vec<EmbedItem> = crate::imaging::folder_images(&a.images)?
+        .into_iter()
+        .map(|(id, path)| EmbedItem { id, path })
+        .collect();
+    let embedder = Embedder::load(&a.model, a.device, a.precision)?;
+    eprintln!("embed: {}", embedder.description);
+    let mut order: Vec<usize> = (0..items.len()).collect();
+    order.sort_by(|&x, &y| items[x].id.cmp(&items[y].id));
+    let items: Vec<EmbedItem> = order.into_iter().map(|i| items[i].clone()).collect();
+    let mut ids = Vec::new();
+    let mut vectors = Vec::new();
+    let bar = crate::progress::Progress::new(progress, "embed", items.len() as u64);
+    let failed = crate::features::embed_items(
+        &embedder,
+        &items,
+        EmbedOptions {
+            batch: a.batch,
+            normalize: a.normalize,
+        },
+        |i, v| {
+            ids.extend_from_slice(i);
+            vectors.extend_from_slice(v);
+            Ok(())
+        },
+        |n| bar.inc(n),
+    )?;
+    bar.finish();
+    crate::tables::write_features(&a.out, &ids, embedder.dim(), &vectors)?;
+    let stem = a.out.with_extension("");
+    if a.npy {
+        crate::atomic::write(
+            &stem.with_extension("npy"),
+            &crate::features::npy_f32(ids.len(), embedder.dim(), &vectors),
+        )?;
+    }
+    let rejects: Vec<crate::model::Reject> = failed
+        .into_iter()
+        .map(|(item, path, error)| crate::model::Reject {
+            stage: "embed".into(),
+            item,
+            path,
+            error,
+        })
+        .collect();
+    let rejects_path = PathBuf::from(format!("{}.rejects.parquet", stem.display()));
+    crate::tables::write_rejects(&rejects_path, &rejects)?;
+    for r in &rejects {
+        eprintln!("embed: {}: {}", r.path, r.error);
+    }
+    eprintln!(
+        "embed: {} pictures -> {} ({} values each), {} rejected",
+        ids.len(),
+        a.out.display(),
+        embedder.dim(),
+        rejects.len()
+    );
+    Ok(if rejects.is_empty() {
         EXIT_OK
     } else {
         EXIT_REJECTS

@@ -336,19 +336,73 @@ impl Default for DedupConfig {
     }
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FeaturesConfig {
-    /// Folder of a CLIP checkpoint (config.json + model.safetensors). Empty: stage off.
+    /// A CLIP checkpoint: a Hugging Face folder (config.json + model.safetensors) or an OpenAI
+    /// TorchScript `.pt`, relative to the scenario file. Unset: the stage is off.
     #[serde(default)]
     pub model: Option<PathBuf>,
-    /// `auto`, `cpu` or `cuda:N`.
-    #[serde(default)]
-    pub device: Option<String>,
-    #[serde(default)]
-    pub batch: Option<u32>,
+    /// `auto`, `cpu`, `cuda` or `cuda:N`.
+    #[serde(default = "auto")]
+    pub device: String,
+    /// `auto` (fp32 on CPU, fp16 on CUDA), `fp32`, `fp16` or `bf16`.
+    #[serde(default = "auto")]
+    pub precision: String,
+    /// Pictures per model call.
+    #[serde(default = "batch")]
+    pub batch: u32,
+    /// L2-normalise the stored vectors.
     #[serde(default)]
     pub normalize: bool,
+    /// Most rows per features parquet shard.
+    #[serde(default = "shard_rows")]
+    pub shard_rows: u64,
+    /// Also write each shard as a float32 `.npy` matrix (same rows, same order).
+    #[serde(default)]
+    pub npy: bool,
+    /// Nearest visual neighbours per frame written to `pairs.parquet` (0: none), for pairing
+    /// images that are alike but not duplicates (COCO general difference).
+    #[serde(default)]
+    pub pairs: u32,
+    /// Cosine band of those neighbours: at least `pairs_min`, at most `pairs_max`.
+    #[serde(default = "pairs_min")]
+    pub pairs_min: f64,
+    #[serde(default = "pairs_max")]
+    pub pairs_max: f64,
+}
+
+fn auto() -> String {
+    "auto".to_string()
+}
+fn batch() -> u32 {
+    64
+}
+fn shard_rows() -> u64 {
+    100_000
+}
+fn pairs_min() -> f64 {
+    0.75
+}
+fn pairs_max() -> f64 {
+    0.97
+}
+
+impl Default for FeaturesConfig {
+    fn default() -> Self {
+        FeaturesConfig {
+            model: None,
+            device: auto(),
+            precision: auto(),
+            batch: batch(),
+            normalize: false,
+            shard_rows: shard_rows(),
+            npy: false,
+            pairs: 0,
+            pairs_min: pairs_min(),
+            pairs_max: pairs_max(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -470,6 +524,8 @@ pub struct Scenario {
     pub media: PathBuf,
     /// Absolute answer files.
     pub answers: Vec<PathBuf>,
+    /// Absolute CLIP model path (`features.model`), when set.
+    pub model: Option<PathBuf>,
     pub config: ScenarioFile,
     /// The effective table (file + overrides, paths as written): what stage hashes are made of.
     pub table: toml::Table,
@@ -575,6 +631,30 @@ impl Scenario {
             }
             answers.push(p);
         }
+        let model = config
+            .features
+            .model
+            .as_ref()
+            .map(|m| absolute(&base_for("features.model"), m));
+        if let Some(m) = &model {
+            if config
+                .features
+                .model
+                .as_ref()
+                .is_some_and(|p| p.as_os_str().is_empty())
+            {
+                return Err(key_err("features.model", "is empty".into()));
+            }
+            if !m.exists() {
+                return Err(key_err(
+                    "features.model",
+                    format!(
+                        "{} does not exist (a Hugging Face CLIP folder or a TorchScript .pt)",
+                        m.display()
+                    ),
+                ));
+            }
+        }
         let name = config.name.clone().unwrap_or_else(|| {
             file.file_stem()
                 .map(|s| s.to_string_lossy().into_owned())
@@ -588,6 +668,7 @@ impl Scenario {
             annotations,
             media,
             answers,
+            model,
             config,
             table,
         })
@@ -650,10 +731,44 @@ impl Scenario {
                 "wds_max_samples and wds_max_bytes must be at least 1",
             );
         }
-        if c.pack.rel_ins != "unit" {
+        if crate::shards::instructions::RelIns::parse(&c.pack.rel_ins).is_none() {
             return bad(
                 "pack.rel_ins",
-                "only `unit` (other instructions of the same unit) is built yet",
+                "must be `unit` (other instructions of the same unit) or `knn:K` (instructions \
+                 of the K visually nearest units, 1 <= K <= 64; needs features.model)",
+            );
+        }
+        if c.pack.rel_ins.starts_with("knn:") && c.features.model.is_none() {
+            return bad(
+                "pack.rel_ins",
+                "`knn:K` chooses examples by CLIP features: set features.model",
+            );
+        }
+        if c.features
+            .device
+            .parse::<crate::features::DeviceSpec>()
+            .is_err()
+        {
+            return bad("features.device", "must be auto, cpu, cuda or cuda:N");
+        }
+        if c.features
+            .precision
+            .parse::<crate::features::Precision>()
+            .is_err()
+        {
+            return bad("features.precision", "must be auto, fp32, fp16 or bf16");
+        }
+        if c.features.batch == 0 || c.features.shard_rows == 0 {
+            return bad(
+                "features.batch",
+                "features.batch and features.shard_rows must be at least 1",
+            );
+        }
+        let (lo, hi) = (c.features.pairs_min, c.features.pairs_max);
+        if !(-1.0..=1.0).contains(&lo) || !(-1.0..=1.0).contains(&hi) || lo > hi {
+            return bad(
+                "features.pairs_min",
+                "pairs_min and pairs_max must be cosines in [-1, 1] with pairs_min <= pairs_max",
             );
         }
         Ok(())

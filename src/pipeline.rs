@@ -261,6 +261,12 @@ fn input_hash(stage: Stage, scenario: &Scenario, manifest: &Manifest) -> Result<
         return crate::corpus::fingerprint(scenario);
     }
     let mut h = blake3::Hasher::new();
+    if stage == Stage::Features {
+        if let Some(model) = &scenario.model {
+            // The weights, not only the path, decide the vectors.
+            h.update(format!("model {}\n", crate::features::model_fingerprint(model)?).as_bytes());
+        }
+    }
     if stage == Stage::Pack {
         for a in &scenario.answers {
             let (n, hash) = manifest::hash_file(a)?;

@@ -331,6 +331,79 @@ pub fn read_dedup(path: &Path) -> Result<Vec<DedupRow>> {
         .collect()
 }
 
+/// A features shard (`schemas/features.schema.json`): `image_id` and `embedding`
+/// (list<float32>, `dim` values per row), rows in the given order. `vectors` is row-major.
+pub fn write_features(path: &Path, ids: &[String], dim: usize, vectors: &[f32]) -> Result<()> {
+    if vectors.len() != ids.len() * dim {
+        return Err(table_err(
+            path,
+            format!("{} values for {} rows of {dim}", vectors.len(), ids.len()),
+        ));
+    }
+    let mut builder = ListPrimitiveChunkedBuilder::<Float32Type>::new(
+        "embedding".into(),
+        ids.len(),
+        vectors.len(),
+        DataType::Float32,
+    );
+    for row in vectors.chunks_exact(dim.max(1)).take(ids.len()) {
+        builder.append_slice(row);
+    }
+    let cols = vec![
+        Column::new("image_id".into(), ids),
+        builder.finish().into_series().into_column(),
+    ];
+    let df = DataFrame::new(ids.len(), cols).map_err(|e| table_err(path, e))?;
+    write_df(path, df)
+}
+
+/// Reads a features shard: ids, vector length, row-major vectors.
+pub fn read_features(path: &Path) -> Result<(Vec<String>, usize, Vec<f32>)> {
+    let df = read_df(path)?;
+    let ids = strings(&df, path, "image_id")?;
+    let list = df
+        .column("embedding")
+        .and_then(|c| c.list().cloned())
+        .map_err(|e| table_err(path, e))?;
+    let mut dim = None;
+    let mut vectors = Vec::new();
+    for (i, row) in list.amortized_iter().enumerate() {
+        let row = row.ok_or_else(|| table_err(path, format!("row {i}: no embedding")))?;
+        let vals = row.as_ref().f32().map_err(|e| table_err(path, e))?;
+        let d = *dim.get_or_insert(vals.len());
+        if vals.len() != d {
+            return Err(table_err(
+                path,
+                format!("row {i}: {} values, earlier rows have {d}", vals.len()),
+            ));
+        }
+        vectors.extend(vals.into_no_null_iter());
+    }
+    Ok((ids, dim.unwrap_or(0), vectors))
+}
+
+/// `pairs.parquet` (`schemas/pairs.schema.json`): each image's visually nearest others within
+/// the configured similarity band; rows sorted by (image_id, rank).
+pub fn write_pairs(path: &Path, rows: &[(String, String, u32, f32)]) -> Result<()> {
+    let cols = vec![
+        Column::new(
+            "image_id".into(),
+            rows.iter().map(|r| r.0.as_str()).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "other_id".into(),
+            rows.iter().map(|r| r.1.as_str()).collect::<Vec<_>>(),
+        ),
+        Column::new("rank".into(), rows.iter().map(|r| r.2).collect::<Vec<_>>()),
+        Column::new(
+            "cosine".into(),
+            rows.iter().map(|r| r.3).collect::<Vec<_>>(),
+        ),
+    ];
+    let df = DataFrame::new(rows.len(), cols).map_err(|e| table_err(path, e))?;
+    write_df(path, df)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,6 +1,7 @@
 //! Integration tests: the CLI driven as a user would, in temp folders.
 
 mod corpora;
+mod features;
 mod pack;
 mod util;
 
@@ -119,19 +120,20 @@ fn set_overrides_a_key_and_a_missing_root_is_named() {
 }
 
 #[test]
-fn unbuilt_commands_exit_2_with_one_line() {
+fn unbuilt_scenarios_exit_2_with_one_line() {
     let dir = tempfile::tempdir().unwrap();
-    for args in [
-        vec!["embed", ".", "--model", ".", "--out", "x.parquet"],
-        vec!["report", "."],
-    ] {
-        let o = mimicit(dir.path(), &args);
-        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
-        let err = stderr(&o);
-        assert_eq!(err.trim().lines().count(), 1, "{err}");
-        assert!(err.contains("not built yet"), "{err}");
-        assert!(stdout(&o).is_empty());
-    }
+    std::fs::write(
+        dir.path().join("vst.toml"),
+        "scenario = \"VST\"\n[source]\nroot = \".\"\nannotations = \"a.json\"\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("a.json"), "{}").unwrap();
+    let o = mimicit(dir.path(), &["scan", "vst.toml", "--out", "out"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("not built yet"), "{err}");
+    assert!(stdout(&o).is_empty());
 }
 
 #[test]

@@ -338,25 +338,8 @@ pub struct FolderDedup {
 /// that cannot be decoded are listed in [`FolderDedup::rejects`] and skipped.
 pub fn dedup_folder(dir: &Path, cfg: &DedupConfig) -> Result<FolderDedup> {
     check_config(cfg)?;
-    let mut files = Vec::new();
-    list_images(dir, &mut files)?;
-    files.sort();
-    let mut taken = HashSet::new();
-    let ids: Vec<String> = files
-        .iter()
-        .map(|p| {
-            let stem = p
-                .file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            if taken.insert(stem.clone()) {
-                stem
-            } else {
-                let rel = p.strip_prefix(dir).unwrap_or(p);
-                rel.to_string_lossy().replace('\\', "/")
-            }
-        })
-        .collect();
+    let (ids, files): (Vec<String>, Vec<PathBuf>) =
+        crate::imaging::folder_images(dir)?.into_iter().unzip();
     let sharpest = cfg.keep == KeepRule::Sharpest;
     let decoded: Vec<std::result::Result<FrameSignature, Reject>> = files
         .par_iter()
@@ -390,21 +373,6 @@ pub fn dedup_folder(dir: &Path, cfg: &DedupConfig) -> Result<FolderDedup> {
         rows: decide(&signatures, cfg)?,
         rejects,
     })
-}
-
-fn list_images(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
-    for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
-        let path = entry.map_err(|e| Error::io(dir, e))?.path();
-        if path.is_dir() {
-            list_images(&path, out)?;
-        } else if path.extension().is_some_and(|e| {
-            let e = e.to_string_lossy().to_ascii_lowercase();
-            e == "jpg" || e == "jpeg" || e == "png"
-        }) {
-            out.push(path);
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -1,7 +1,113 @@
 //! CLIP image features through libtorch (tch). All tch types stay inside this module.
 //!
-//! Built so far: the device report used by `mimicit doctor` (which libtorch the binary runs,
-//! whether CUDA registered). The CLIP vision tower and the `features` stage are not built yet.
+//! - [`clip`]: the CLIP vision tower in tch `nn`, loaded from a Hugging Face checkpoint folder
+//!   (`config.json` + `model.safetensors`), or an OpenAI TorchScript `.pt` through `CModule`;
+//! - [`preprocess`]: preprocessing identical to `CLIPImageProcessor`;
+//! - [`Embedder`]: device and precision choice, batching, and a bounded pipeline in which CPU
+//!   threads decode and preprocess the next batches while the model runs on the current one;
+//! - [`knn`]: cosine nearest neighbours over the vectors (pairs, in-context examples).
+//!
+//! Also the device report used by `mimicit doctor`.
+
+pub mod clip;
+pub mod knn;
+pub mod preprocess;
+
+mod embed;
+
+pub use embed::{
+    embed_items, l2_normalize, DeviceSpec, EmbedItem, EmbedOptions, Embedder, Precision,
+};
+
+use std::path::{Path, PathBuf};
+
+/// blake3 over the files that make a model (config, preprocessing, weights; or the TorchScript
+/// file): what decides its vectors.
+pub fn model_fingerprint(model: &Path) -> crate::error::Result<String> {
+    let mut files = Vec::new();
+    if model.is_dir() {
+        for name in ["config.json", "preprocessor_config.json"] {
+            if model.join(name).is_file() {
+                files.push(model.join(name));
+            }
+        }
+        files.extend(clip::weight_files(model)?);
+    } else {
+        files.push(model.to_path_buf());
+    }
+    let mut h = blake3::Hasher::new();
+    for f in files {
+        let (n, hash) = crate::manifest::hash_file(&f)?;
+        h.update(format!("{n} {hash}\n").as_bytes());
+    }
+    Ok(h.finalize().to_hex().to_string())
+}
+
+/// A `.npy` file (format 1.0) of a C-order float32 matrix `rows x cols`.
+pub fn npy_f32(rows: usize, cols: usize, data: &[f32]) -> Vec<u8> {
+    let dict = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, {cols}), }}");
+    // Magic (6) + version (2) + header length (2) + header, padded with spaces to a multiple of
+    // 64 and ended by a newline.
+    let unpadded = 10 + dict.len() + 1;
+    let pad = (64 - unpadded % 64) % 64;
+    let header = format!("{dict}{}\n", " ".repeat(pad));
+    let mut out = Vec::with_capacity(10 + header.len() + data.len() * 4);
+    out.extend_from_slice(b"\x93NUMPY\x01\x00");
+    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    out.extend_from_slice(header.as_bytes());
+    for v in data {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    out
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FeaturesError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Model { path: PathBuf, message: String },
+    #[error("preprocessing: {0}")]
+    Preprocess(String),
+    #[error("{0}")]
+    Device(String),
+    #[error("libtorch: {0}")]
+    Torch(String),
+}
+
+impl FeaturesError {
+    pub fn io(path: &Path, source: std::io::Error) -> Self {
+        FeaturesError::Io {
+            path: path.to_owned(),
+            source,
+        }
+    }
+    pub fn model(path: &Path, message: impl Into<String>) -> Self {
+        FeaturesError::Model {
+            path: path.to_owned(),
+            message: message.into(),
+        }
+    }
+}
+
+impl From<tch::TchError> for FeaturesError {
+    fn from(e: tch::TchError) -> Self {
+        FeaturesError::Torch(e.to_string())
+    }
+}
+
+impl From<FeaturesError> for crate::error::Error {
+    fn from(e: FeaturesError) -> Self {
+        match e {
+            FeaturesError::Io { path, source } => crate::error::Error::Io { path, source },
+            other => crate::error::Error::Invalid(other.to_string()),
+        }
+    }
+}
 
 use serde::Serialize;
 

@@ -174,6 +174,95 @@ fn pad_centered(inner: &RgbFrame, w: u32, h: u32) -> RgbFrame {
     RgbFrame::new(w as u32, h as u32, data)
 }
 
+/// A JPEG decoded by libjpeg-turbo (accurate integer IDCT, fancy upsampling: the decoder and
+/// settings Pillow uses, so the pixels equal those Python tools see), with the EXIF orientation
+/// applied as for other formats. `None` when libjpeg-turbo cannot convert it (CMYK, a damaged
+/// stream): the caller then tries the pure-Rust decoder, which says what is wrong.
+fn decode_jpeg_turbo(bytes: &[u8], path: &Path) -> Result<Option<RgbFrame>, ImagingError> {
+    let Ok(mut dec) = turbojpeg::Decompressor::new() else {
+        return Ok(None);
+    };
+    let Ok(header) = dec.read_header(bytes) else {
+        return Ok(None);
+    };
+    let (w, h) = (header.width, header.height);
+    if w == 0 || h == 0 {
+        return Ok(None);
+    }
+    if w > MAX_SIDE as usize || h > MAX_SIDE as usize || (w * h * 3) as u64 > MAX_DECODE_BYTES {
+        return Err(ImagingError::TooLarge {
+            path: path.to_owned(),
+            source: image::ImageError::Limits(image::error::LimitError::from_kind(
+                image::error::LimitErrorKind::DimensionError,
+            )),
+        });
+    }
+    let mut pixels = vec![0u8; w * h * 3];
+    let out = turbojpeg::Image {
+        pixels: &mut pixels[..],
+        width: w,
+        pitch: w * 3,
+        height: h,
+        format: turbojpeg::PixelFormat::RGB,
+    };
+    if dec.decompress(bytes, out).is_err() {
+        return Ok(None);
+    }
+    let orientation = image::codecs::jpeg::JpegDecoder::new(Cursor::new(bytes))
+        .ok()
+        .and_then(|mut d| d.orientation().ok())
+        .unwrap_or(image::metadata::Orientation::NoTransforms);
+    if orientation == image::metadata::Orientation::NoTransforms {
+        return Ok(Some(RgbFrame::new(w as u32, h as u32, pixels)));
+    }
+    let rgb = image::RgbImage::from_raw(w as u32, h as u32, pixels).expect("sized above");
+    let mut img = image::DynamicImage::ImageRgb8(rgb);
+    img.apply_orientation(orientation);
+    let rgb = img.into_rgb8();
+    let (width, height) = rgb.dimensions();
+    Ok(Some(RgbFrame::new(width, height, rgb.into_raw())))
+}
+
+/// Every `.jpg`, `.jpeg` and `.png` under `dir` (recursively, in path order) with its id: the
+/// file stem, or, for a stem already taken by an earlier file, the path relative to `dir`.
+pub fn folder_images(dir: &Path) -> crate::error::Result<Vec<(String, PathBuf)>> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> crate::error::Result<()> {
+        let io = |e| crate::error::Error::io(dir, e);
+        for entry in std::fs::read_dir(dir).map_err(io)? {
+            let path = entry.map_err(io)?.path();
+            if path.is_dir() {
+                walk(&path, out)?;
+            } else if path.extension().is_some_and(|e| {
+                let e = e.to_string_lossy().to_ascii_lowercase();
+                e == "jpg" || e == "jpeg" || e == "png"
+            }) {
+                out.push(path);
+            }
+        }
+        Ok(())
+    }
+    let mut files = Vec::new();
+    walk(dir, &mut files)?;
+    files.sort();
+    let mut taken = std::collections::HashSet::new();
+    Ok(files
+        .into_iter()
+        .map(|p| {
+            let stem = p
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let id = if taken.insert(stem.clone()) {
+                stem
+            } else {
+                let rel = p.strip_prefix(dir).unwrap_or(&p);
+                rel.to_string_lossy().replace('\\', "/")
+            };
+            (id, p)
+        })
+        .collect())
+}
+
 /// Encodes to `cfg.format`: PNG (lossless, same bytes for the same pixels) or JPEG at
 /// `cfg.quality` (1..=100).
 pub fn encode(img: &RgbFrame, cfg: &ImageConfig) -> Result<Vec<u8>, ImagingError> {
@@ -229,6 +318,11 @@ pub fn decode_bytes(bytes: &[u8], path: &Path) -> Result<RgbFrame, ImagingError>
             source,
         },
     };
+    if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        if let Some(img) = decode_jpeg_turbo(bytes, path)? {
+            return Ok(img);
+        }
+    }
     let mut reader = ImageReader::new(BufReader::new(Cursor::new(bytes)))
         .with_guessed_format()
         .map_err(|source| ImagingError::Io {

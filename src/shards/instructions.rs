@@ -119,6 +119,59 @@ pub struct Packed {
     pub rejects: Vec<Reject>,
 }
 
+/// How `rel_ins_ids` (in-context examples) are chosen (`pack.rel_ins`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RelIns {
+    /// The other instructions of the same unit, in order.
+    Unit,
+    /// The first instruction of each of the K visually nearest other units (by CLIP features),
+    /// nearest first.
+    Knn(usize),
+}
+
+impl RelIns {
+    /// Most neighbours `knn:K` may ask for.
+    pub const MAX_K: usize = 64;
+
+    pub fn parse(s: &str) -> Option<RelIns> {
+        if s == "unit" {
+            return Some(RelIns::Unit);
+        }
+        let k: usize = s.strip_prefix("knn:")?.parse().ok()?;
+        (1..=Self::MAX_K).contains(&k).then_some(RelIns::Knn(k))
+    }
+}
+
+impl Packed {
+    /// Replaces every `rel_ins_ids` by the first instruction of each unit in
+    /// `neighbours[unit]` (units without instructions are passed over), in the given order.
+    pub fn set_rel_ins_from_neighbours(&mut self, neighbours: &HashMap<String, Vec<String>>) {
+        let first: HashMap<&str, String> = self
+            .unit_ranges
+            .iter()
+            .map(|(u, r)| (u.as_str(), self.instructions.data[r.start].0.clone()))
+            .collect();
+        let mut updates = Vec::new();
+        for (unit, range) in &self.unit_ranges {
+            let ids: Vec<String> = neighbours
+                .get(unit)
+                .map(|ns| {
+                    ns.iter()
+                        .filter(|n| *n != unit)
+                        .filter_map(|n| first.get(n.as_str()).cloned())
+                        .collect()
+                })
+                .unwrap_or_default();
+            updates.push((range.clone(), ids));
+        }
+        for (range, ids) in updates {
+            for (_, ins) in &mut self.instructions.data[range] {
+                ins.rel_ins_ids = ids.clone();
+            }
+        }
+    }
+}
+
 /// `{CODE}_INS_{n:05}`. Past 99999 the number simply gets more digits (`DC_INS_100000`), as
 /// Python's `f"{n:05d}"` does; the files still list ids in numeric order, but a reader that
 /// sorts ids as strings would then put `DC_INS_100000` before `DC_INS_99999`.
@@ -329,6 +382,34 @@ mod tests {
         );
         assert_eq!(data[4].1.answer, "a2.");
         assert_eq!(packed.unanswered, vec!["v_silent"]);
+    }
+
+    #[test]
+    fn rel_ins_parses_and_neighbours_replace_examples() {
+        assert_eq!(RelIns::parse("unit"), Some(RelIns::Unit));
+        assert_eq!(RelIns::parse("knn:3"), Some(RelIns::Knn(3)));
+        for bad in ["knn:0", "knn:65", "knn:x", "knn", "nearest"] {
+            assert_eq!(RelIns::parse(bad), None, "{bad}");
+        }
+        let mut packed = sample();
+        let neighbours: HashMap<String, Vec<String>> = [
+            (
+                "v_b".to_string(),
+                vec!["v_silent".to_string(), "v_a".to_string()],
+            ),
+            ("v_a".to_string(), vec!["v_b".to_string()]),
+        ]
+        .into_iter()
+        .collect();
+        packed.set_rel_ins_from_neighbours(&neighbours);
+        let data = &packed.instructions.data;
+        // v_silent has no instruction: passed over; v_a's first instruction is DC_INS_00004.
+        for (_, ins) in &data[0..3] {
+            assert_eq!(ins.rel_ins_ids, vec!["DC_INS_00004"]);
+        }
+        for (_, ins) in &data[3..5] {
+            assert_eq!(ins.rel_ins_ids, vec!["DC_INS_00001"]);
+        }
     }
 
     #[test]

@@ -2,10 +2,11 @@
 //! `OUT/{CODE}/` and returns what it wrote; the pipeline records it.
 
 use crate::config::Scenario;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::pipeline::{Stage, StageContext, StageOutput};
 
 pub mod dedup;
+pub mod features;
 pub mod keyframes;
 pub mod metadata;
 pub mod pack;
@@ -14,16 +15,19 @@ pub mod scan;
 pub fn is_built(stage: Stage) -> bool {
     matches!(
         stage,
-        Stage::Scan | Stage::Keyframes | Stage::Dedup | Stage::Metadata | Stage::Pack
+        Stage::Scan
+            | Stage::Keyframes
+            | Stage::Dedup
+            | Stage::Features
+            | Stage::Metadata
+            | Stage::Pack
     )
 }
 
 /// Why a built stage has nothing to do for this scenario, if so.
 pub fn off_reason(stage: Stage, scenario: &Scenario) -> Option<String> {
     match stage {
-        Stage::Features if scenario.config.features.model.is_none() => {
-            Some("no features.model set".into())
-        }
+        Stage::Features if scenario.model.is_none() => Some("no features.model set".into()),
         _ => None,
     }
 }
@@ -34,10 +38,8 @@ pub fn run(stage: Stage, ctx: &StageContext) -> Result<StageOutput> {
         Stage::Keyframes => keyframes::run(ctx),
         Stage::Dedup => dedup::run(ctx),
         Stage::Metadata => metadata::run(ctx),
+        Stage::Features => features::run(ctx),
         Stage::Pack => pack::run(ctx),
-        other => Err(Error::NotBuilt {
-            what: format!("the {} stage", other.name()),
-        }),
     }
 }
 

@@ -17,7 +17,8 @@ use crate::config::Code;
 use crate::error::{Error, Result};
 use crate::manifest::{Counts, Manifest};
 use crate::pipeline::{StageContext, StageOutput};
-use crate::shards::{self, InstructionsFile, Meta, UnitImages};
+use crate::shards::instructions::RelIns;
+use crate::shards::{self, InstructionsFile, Meta, Packed, UnitImages};
 
 pub fn run(ctx: &StageContext) -> Result<StageOutput> {
     let scenario = ctx.scenario;
@@ -75,12 +76,16 @@ pub fn run(ctx: &StageContext) -> Result<StageOutput> {
             "{code}: no Syphus answers (pack.answers or --answers): writing the images only"
         );
     }
-    let packed = shards::build_instructions(
+    let mut packed = shards::build_instructions(
         code,
         &unit_images,
         &answers,
         Meta::with_author(&scenario.config.pack.author),
     );
+    if let Some(RelIns::Knn(k)) = RelIns::parse(&scenario.config.pack.rel_ins) {
+        let neighbours = visual_neighbours(ctx, &packed, &unit_images, k)?;
+        packed.set_rel_ins_from_neighbours(&neighbours);
+    }
     rejects.extend(packed.rejects.into_iter().map(|mut r| {
         if r.path.is_empty() {
             r.path = answer_files.join(", ");
@@ -366,4 +371,64 @@ pub fn write_data_yaml(out: &Path, manifest: &Manifest) -> Result<()> {
         yaml.push_str(&entries);
     }
     crate::atomic::write(&out.join("data.yaml"), yaml.as_bytes())
+}
+
+/// For `pack.rel_ins = knn:K`: each answered unit's K nearest other answered units, by the
+/// cosine of their mean (L2-normalised) frame features, nearest first.
+fn visual_neighbours(
+    ctx: &StageContext,
+    packed: &Packed,
+    units: &[UnitImages],
+    k: usize,
+) -> Result<std::collections::HashMap<String, Vec<String>>> {
+    let manifest = Manifest::load(ctx.out)?;
+    let code = ctx.scenario.code.as_str();
+    let Some(stage) = manifest.stage(code, crate::pipeline::Stage::Features.name()) else {
+        return Err(Error::Invalid(format!(
+            "pack.rel_ins = {}: needs the features stage, which has not run in {} \
+             (set features.model and run `mimicit features`)",
+            ctx.scenario.config.pack.rel_ins,
+            ctx.out.display()
+        )));
+    };
+    let mut vectors: std::collections::HashMap<String, Vec<f32>> = Default::default();
+    let mut dim = 0;
+    for f in &stage.outputs {
+        if f.path.ends_with(".parquet") && f.path.contains("/features/") {
+            let (ids, d, flat) = crate::tables::read_features(&ctx.out.join(&f.path))?;
+            dim = d.max(dim);
+            for (i, id) in ids.into_iter().enumerate() {
+                vectors.insert(id, flat[i * d..(i + 1) * d].to_vec());
+            }
+        }
+    }
+    let images: std::collections::HashMap<&str, &Vec<String>> = units
+        .iter()
+        .map(|u| (u.unit_id.as_str(), &u.image_ids))
+        .collect();
+    let mut ids = Vec::new();
+    let mut means = Vec::new();
+    for (unit, _) in &packed.unit_ranges {
+        let mut mean = vec![0f32; dim];
+        let mut n = 0;
+        for img in images.get(unit.as_str()).copied().into_iter().flatten() {
+            if let Some(v) = vectors.get(img) {
+                let mut v = v.clone();
+                crate::features::l2_normalize(&mut v);
+                mean.iter_mut().zip(&v).for_each(|(m, x)| *m += x);
+                n += 1;
+            }
+        }
+        if n > 0 {
+            ids.push(unit.clone());
+            means.extend(mean);
+        }
+    }
+    let device = super::features::device(ctx)?;
+    let found = crate::features::knn::neighbours(&means, dim.max(1), k, (-1.0, 1.0), device)?;
+    Ok(ids
+        .iter()
+        .zip(found)
+        .map(|(u, ns)| (u.clone(), ns.iter().map(|n| ids[n.index].clone()).collect()))
+        .collect())
 }

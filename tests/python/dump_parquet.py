@@ -6,10 +6,13 @@ import json
 import math
 import sys
 
+import numpy as np
 import pandas as pd
 
 
 def clean(v):
+    if isinstance(v, np.ndarray):  # a list column
+        return [clean(x) for x in v.tolist()]
     if isinstance(v, float) and math.isnan(v):
         return None
     if hasattr(v, "item"):  # numpy scalar

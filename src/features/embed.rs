@@ -1,0 +1,438 @@
+//! Loading a CLIP image encoder on a device, and embedding many pictures through a bounded
+//! pipeline: CPU threads (rayon) decode and preprocess batch k+1.. while the model runs batch k;
+//! at most [`BATCHES_AHEAD`] prepared batches wait, so memory does not grow with the corpus.
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::mpsc;
+
+use rayon::prelude::*;
+use tch::{nn, CModule, Device, Kind, Tensor};
+
+use super::clip::{self, ClipVision, VisionConfig};
+use super::preprocess::Preprocess;
+use super::FeaturesError;
+use crate::model::RgbFrame;
+
+/// Prepared batches that may wait for the model.
+pub const BATCHES_AHEAD: usize = 2;
+
+/// `auto` (first CUDA device if libtorch sees one, else CPU), `cpu`, `cuda` or `cuda:N`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceSpec {
+    Auto,
+    Cpu,
+    Cuda(usize),
+}
+
+impl FromStr for DeviceSpec {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(DeviceSpec::Auto),
+            "cpu" => Ok(DeviceSpec::Cpu),
+            "cuda" => Ok(DeviceSpec::Cuda(0)),
+            _ => s
+                .strip_prefix("cuda:")
+                .and_then(|n| n.parse().ok())
+                .map(DeviceSpec::Cuda)
+                .ok_or_else(|| format!("device `{s}`: expected auto, cpu, cuda or cuda:N")),
+        }
+    }
+}
+
+impl DeviceSpec {
+    pub fn resolve(self) -> Result<Device, FeaturesError> {
+        match self {
+            DeviceSpec::Auto => Ok(Device::cuda_if_available()),
+            DeviceSpec::Cpu => Ok(Device::Cpu),
+            DeviceSpec::Cuda(i) => {
+                let n = if tch::Cuda::is_available() {
+                    tch::Cuda::device_count() as usize
+                } else {
+                    0
+                };
+                if i < n {
+                    Ok(Device::Cuda(i))
+                } else {
+                    Err(FeaturesError::Device(format!(
+                        "device cuda:{i} asked for, but libtorch sees {n} CUDA device(s) \
+                         (`mimicit doctor` shows what it found); use --device cpu or auto"
+                    )))
+                }
+            }
+        }
+    }
+}
+
+/// Element type of the model on its device: `auto` is fp32 on CPU and fp16 on CUDA.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    Auto,
+    Fp32,
+    Fp16,
+    Bf16,
+}
+
+impl FromStr for Precision {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(Precision::Auto),
+            "fp32" => Ok(Precision::Fp32),
+            "fp16" => Ok(Precision::Fp16),
+            "bf16" => Ok(Precision::Bf16),
+            _ => Err(format!(
+                "precision `{s}`: expected auto, fp32, fp16 or bf16"
+            )),
+        }
+    }
+}
+
+impl Precision {
+    fn kind(self, device: Device) -> Result<Kind, FeaturesError> {
+        match (self, device) {
+            (Precision::Auto, Device::Cpu) | (Precision::Fp32, _) => Ok(Kind::Float),
+            (Precision::Auto, _) | (Precision::Fp16, Device::Cuda(_)) => Ok(Kind::Half),
+            (Precision::Bf16, _) => Ok(Kind::BFloat16),
+            (Precision::Fp16, _) => Err(FeaturesError::Device(
+                "fp16 runs on CUDA only; on CPU use fp32 (default) or bf16".into(),
+            )),
+        }
+    }
+}
+
+enum Net {
+    Hf {
+        _vs: nn::VarStore,
+        model: Box<ClipVision>,
+    },
+    /// An OpenAI CLIP TorchScript archive: its `encode_image` method.
+    Script { module: CModule },
+}
+
+/// A CLIP image encoder on a device.
+pub struct Embedder {
+    net: Net,
+    device: Device,
+    kind: Kind,
+    pre: Preprocess,
+    input: i64,
+    dim: i64,
+    /// What was loaded, for logs and reports.
+    pub description: String,
+}
+
+impl Embedder {
+    /// Loads `model`: a Hugging Face CLIP folder (config.json + model.safetensors, optionally
+    /// preprocessor_config.json) or an OpenAI TorchScript `.pt` file.
+    pub fn load(
+        model: &Path,
+        device: DeviceSpec,
+        precision: Precision,
+    ) -> Result<Embedder, FeaturesError> {
+        let device = device.resolve()?;
+        if model.is_file() {
+            return Self::load_script(model, device, precision);
+        }
+        let kind = precision.kind(device)?;
+        if !model.is_dir() {
+            return Err(FeaturesError::model(
+                model,
+                "no such model folder or file (a Hugging Face CLIP folder or a TorchScript .pt)",
+            ));
+        }
+        let cfg = VisionConfig::from_hf_json(&model.join("config.json"))?;
+        let pre_path = model.join("preprocessor_config.json");
+        let pre = if pre_path.is_file() {
+            Preprocess::from_hf_json(&pre_path, cfg.image_size as u32)?
+        } else {
+            Preprocess::clip(cfg.image_size as u32)
+        };
+        let (ow, oh) = pre.output_size(cfg.image_size as u32, cfg.image_size as u32);
+        if (i64::from(ow), i64::from(oh)) != (cfg.image_size, cfg.image_size) {
+            return Err(FeaturesError::model(
+                &pre_path,
+                format!(
+                    "preprocessing gives {ow}x{oh} pictures, the model takes {0}x{0}",
+                    cfg.image_size
+                ),
+            ));
+        }
+        let files = clip::weight_files(model)?;
+        let mut vs = nn::VarStore::new(Device::Cpu);
+        let net = ClipVision::new(&vs.root(), &cfg);
+        clip::load_weights(&vs, &files)?;
+        vs.set_kind(kind);
+        vs.set_device(device);
+        vs.freeze();
+        if cfg.random_weights {
+            tracing::warn!(
+                "{}: a model with RANDOM weights (made by scripts/make-tiny-clip.py): its vectors \
+                 test the pipeline and mean nothing; point features.model / --model at real CLIP \
+                 weights",
+                model.display()
+            );
+        }
+        let description = format!(
+            "CLIP vision {}{} layers x {} wide, patch {}, {}px -> {} ({}, {})",
+            if cfg.random_weights {
+                "(random weights) "
+            } else {
+                ""
+            },
+            cfg.num_hidden_layers,
+            cfg.hidden_size,
+            cfg.patch_size,
+            cfg.image_size,
+            cfg.projection_dim,
+            device_name(device),
+            clip::kind_name(kind)
+        );
+        Ok(Embedder {
+            input: cfg.image_size,
+            dim: cfg.projection_dim,
+            net: Net::Hf {
+                _vs: vs,
+                model: Box::new(net),
+            },
+            device,
+            kind,
+            pre,
+            description,
+        })
+    }
+
+    fn load_script(
+        path: &Path,
+        device: Device,
+        precision: Precision,
+    ) -> Result<Embedder, FeaturesError> {
+        // Loaded straight onto the device. Not cast: libtorch's Module::to(dtype) would also
+        // cast integer buffers (position ids), so an archive runs in the precision it was saved in.
+        let module = CModule::load_on_device(path, device)
+            .map_err(|e| FeaturesError::model(path, format!("not a TorchScript archive: {e}")))?;
+        // OpenAI's archives: visual.conv1.weight [width, 3, p, p],
+        // visual.positional_embedding [grid^2 + 1, width], visual.proj [width, dim].
+        let params: std::collections::HashMap<String, Tensor> = module
+            .named_parameters()
+            .map_err(|e| FeaturesError::model(path, e.to_string()))?
+            .into_iter()
+            .collect();
+        let shape = |name: &str| {
+            params.get(name).map(|t| t.size()).ok_or_else(|| {
+                FeaturesError::model(
+                    path,
+                    format!("no parameter `{name}`: not an OpenAI CLIP TorchScript archive"),
+                )
+            })
+        };
+        let patch = shape("visual.conv1.weight")?[2];
+        let grid = ((shape("visual.positional_embedding")?[0] - 1) as f64).sqrt() as i64;
+        let dim = shape("visual.proj")?[1];
+        let input = grid * patch;
+        let kind = params["visual.conv1.weight"].kind();
+        let wanted = match precision {
+            Precision::Auto => kind,
+            p => p.kind(device)?,
+        };
+        if wanted != kind {
+            return Err(FeaturesError::model(
+                path,
+                format!(
+                    "this TorchScript archive holds {} weights and runs in that precision; \
+                     use --precision auto (or a Hugging Face folder, which any precision can use)",
+                    clip::kind_name(kind)
+                ),
+            ));
+        }
+        Ok(Embedder {
+            net: Net::Script { module },
+            device,
+            kind,
+            pre: Preprocess::clip(input as u32),
+            input,
+            dim,
+            description: format!(
+                "TorchScript CLIP {}: {input}px -> {dim} ({}, {})",
+                path.display(),
+                device_name(device),
+                clip::kind_name(kind)
+            ),
+        })
+    }
+
+    /// Length of an embedding.
+    pub fn dim(&self) -> usize {
+        self.dim as usize
+    }
+
+    pub fn device(&self) -> String {
+        device_name(self.device)
+    }
+
+    pub fn preprocessing(&self) -> &Preprocess {
+        &self.pre
+    }
+
+    /// Embeddings of `n` preprocessed pictures given as one channels-first f32 buffer
+    /// (`n * 3 * size * size`), returned as f32 whatever the model's precision.
+    pub fn embed_pixels(&self, pixels: &[f32], n: usize) -> Result<Vec<Vec<f32>>, FeaturesError> {
+        let s = self.input;
+        let want = n * 3 * (s * s) as usize;
+        if pixels.len() != want {
+            return Err(FeaturesError::Preprocess(format!(
+                "{} values for {n} pictures of 3x{s}x{s}",
+                pixels.len()
+            )));
+        }
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        // libtorch errors (out of memory on the device, ...) surface as panics in tch's
+        // infallible calls: turn them into an error that names the batch.
+        let run =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.forward(pixels, n)));
+        run.unwrap_or_else(|p| {
+            let msg = p
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| p.downcast_ref::<&str>().copied())
+                .unwrap_or("unknown error");
+            Err(FeaturesError::Torch(format!(
+                "model failed on a batch of {n}: {}",
+                msg.lines().next().unwrap_or(msg)
+            )))
+        })
+    }
+
+    fn forward(&self, pixels: &[f32], n: usize) -> Result<Vec<Vec<f32>>, FeaturesError> {
+        let s = self.input;
+        let out = tch::no_grad(|| -> Result<Tensor, FeaturesError> {
+            let x = Tensor::from_slice(pixels)
+                .view([n as i64, 3, s, s])
+                .to_device(self.device)
+                .to_kind(self.kind);
+            let y = match &self.net {
+                Net::Hf { model, .. } => model.forward(&x),
+                Net::Script { module } => module
+                    .method_ts("encode_image", &[x])
+                    .map_err(|e| FeaturesError::Torch(format!("encode_image: {e}")))?,
+            };
+            Ok(y.to_kind(Kind::Float).to_device(Device::Cpu).contiguous())
+        })?;
+        let flat = Vec::<f32>::try_from(out.view([-1]))?;
+        Ok(flat
+            .chunks_exact(self.dim as usize)
+            .map(<[f32]>::to_vec)
+            .collect())
+    }
+}
+
+fn device_name(d: Device) -> String {
+    match d {
+        Device::Cuda(i) => format!("cuda:{i}"),
+        _ => "cpu".into(),
+    }
+}
+
+/// One picture to embed.
+#[derive(Debug, Clone)]
+pub struct EmbedItem {
+    pub id: String,
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct EmbedOptions {
+    pub batch: usize,
+    /// L2-normalise each vector.
+    pub normalize: bool,
+}
+
+/// Embeds `items` in order through the bounded decode → model pipeline. `sink` gets each batch's
+/// results in order (ids, row-major vectors) so callers can stream them to disk; pictures that
+/// cannot be decoded are skipped and returned as (id, path, error).
+pub fn embed_items(
+    embedder: &Embedder,
+    items: &[EmbedItem],
+    opts: EmbedOptions,
+    mut sink: impl FnMut(&[String], &[f32]) -> Result<(), FeaturesError>,
+    progress: impl Fn(u64) + Sync,
+) -> Result<Vec<(String, String, String)>, FeaturesError> {
+    let batch = opts.batch.max(1);
+    if embedder.device == Device::Cpu {
+        tch::set_num_threads(rayon::current_num_threads() as i32);
+    }
+    type Prepared = Vec<(usize, Result<Vec<f32>, String>)>;
+    let (tx, rx) = mpsc::sync_channel::<Prepared>(BATCHES_AHEAD);
+    let pre = embedder.preprocessing();
+    let mut failed = Vec::new();
+    std::thread::scope(|scope| -> Result<(), FeaturesError> {
+        let producer = scope.spawn(move || {
+            for (c, chunk) in items.chunks(batch).enumerate() {
+                let prepared: Prepared = chunk
+                    .par_iter()
+                    .enumerate()
+                    .map(|(i, item)| {
+                        let r = crate::imaging::decode_file(&item.path)
+                            .map_err(|e| e.to_string())
+                            .and_then(|img: RgbFrame| pre.apply(&img).map_err(|e| e.to_string()));
+                        (c * batch + i, r)
+                    })
+                    .collect();
+                if tx.send(prepared).is_err() {
+                    return; // the model side stopped (error): nothing more to prepare
+                }
+            }
+        });
+        let result = (|| {
+            for prepared in rx.iter() {
+                let count = prepared.len() as u64;
+                let mut ids = Vec::with_capacity(prepared.len());
+                let mut pixels = Vec::new();
+                for (i, r) in prepared {
+                    let item = &items[i];
+                    match r {
+                        Ok(v) => {
+                            ids.push(item.id.clone());
+                            pixels.extend_from_slice(&v);
+                        }
+                        Err(e) => {
+                            failed.push((item.id.clone(), item.path.display().to_string(), e))
+                        }
+                    }
+                }
+                let n = ids.len();
+                let mut rows = embedder.embed_pixels(&pixels, n)?;
+                if opts.normalize {
+                    rows.iter_mut().for_each(|r| l2_normalize(r));
+                }
+                let flat: Vec<f32> = rows.concat();
+                sink(&ids, &flat)?;
+                progress(count);
+            }
+            Ok(())
+        })();
+        drop(rx);
+        producer
+            .join()
+            .map_err(|_| FeaturesError::Preprocess("a preprocessing thread panicked".into()))?;
+        result
+    })?;
+    Ok(failed)
+}
+
+/// Scales `v` to unit length (a zero vector stays zero).
+pub fn l2_normalize(v: &mut [f32]) {
+    let norm = v
+        .iter()
+        .map(|x| f64::from(*x) * f64::from(*x))
+        .sum::<f64>()
+        .sqrt();
+    if norm > 0.0 {
+        v.iter_mut()
+            .for_each(|x| *x = (f64::from(*x) / norm) as f32);
+    }
+}
