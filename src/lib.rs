@@ -20,6 +20,7 @@ pub mod atomic;
 pub mod cli;
 pub mod config;
 pub mod corpus;
+pub mod cpu_time;
 pub mod dedup;
 pub mod error;
 pub mod features;
