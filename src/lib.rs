@@ -30,6 +30,7 @@ pub mod manifest;
 pub mod model;
 pub mod pipeline;
 pub mod progress;
+pub mod report;
 pub mod shards;
 pub mod stages;
 pub mod tables;
