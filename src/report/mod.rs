@@ -533,29 +533,31 @@ fn render_plots(w: &mut Writer, d: &ScenarioData) -> Result<String> {
         "Hamming distance",
     ));
     let mut s = String::from("<div class=\"plots\">\n");
+    let mut empty = Vec::new();
     for (name, title, values, bins, x_label) in plots {
-        let _ = write!(s, "<figure class=\"plot\">");
-        match plots::histogram_svg(&values, bins, x_label) {
-            Some(svg) => {
-                let rel = format!("{}/{name}.svg", d.code);
-                w.file(&rel, svg.as_bytes())?;
-                let _ = write!(
-                    s,
-                    "<img src=\"{}\" alt=\"{}\" width=\"480\" height=\"280\">",
-                    url(&rel),
-                    esc(title)
-                );
-            }
-            None => s.push_str("<p class=\"muted\">no values</p>"),
-        }
+        let Some(svg) = plots::histogram_svg(&values, bins, x_label) else {
+            empty.push(esc(title));
+            continue;
+        };
+        let rel = format!("{}/{name}.svg", d.code);
+        w.file(&rel, svg.as_bytes())?;
         let _ = writeln!(
             s,
-            "<figcaption>{} (n = {})</figcaption></figure>",
-            esc(title),
-            values.len()
+            "<figure class=\"plot\"><img src=\"{}\" alt=\"{t}\" width=\"480\" height=\"280\">\
+<figcaption>{t} (n = {})</figcaption></figure>",
+            url(&rel),
+            values.len(),
+            t = esc(title)
         );
     }
     s.push_str("</div>\n");
+    if !empty.is_empty() {
+        let _ = writeln!(
+            s,
+            "<p class=\"muted\">No values for: {}.</p>",
+            empty.join("; ")
+        );
+    }
     Ok(s)
 }
 
