@@ -18,7 +18,7 @@ release: setup
 demo: build
 	@$(ENV) && ./target/debug/mimicit run scenarios/demo.toml --out $(OUT) && \
 	  ./target/debug/mimicit verify $(OUT) >/dev/null && \
-	  echo "demo: outputs in $(OUT) (manifest: $(OUT)/manifest.json)"
+	  echo "demo: outputs in $(OUT) (manifest: $(OUT)/manifest.json, report: $(OUT)/report/index.html)"
 
 test: setup
 	@$(ENV) && cargo test --all-targets

@@ -101,9 +101,9 @@ pub enum Command {
     /// Print the native stack this binary runs with (FFmpeg, libtorch, CUDA) as JSON.
     #[command(after_help = "Example:\n  mimicit doctor")]
     Doctor,
-    /// Write OUT/report/index.html for a run.
-    #[command(after_help = "Example:\n  mimicit report out")]
-    Report(OutArgs),
+    /// Write OUT/report/index.html for a run (`run` does it as its last step).
+    #[command(after_help = "Example:\n  mimicit report out\n  mimicit report out --sheets 20")]
+    Report(ReportArgs),
 }
 
 #[derive(Debug, Args)]
@@ -202,6 +202,9 @@ pub struct FramesArgs {
     pub format: crate::config::ImageFormat,
     #[arg(long, default_value_t = 95)]
     pub quality: u8,
+    /// Also write DIR/contact_sheets/{video}.png: the frames of each video in a grid, timed.
+    #[arg(long)]
+    pub contact_sheet: bool,
 }
 
 #[derive(Debug, Args)]
@@ -230,6 +233,15 @@ pub struct EmbedArgs {
     /// Also write the vectors as a float32 FILE.npy (same row order as the parquet).
     #[arg(long)]
     pub npy: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// A run's output folder.
+    pub out: PathBuf,
+    /// Units per scenario that get a contact sheet (the first ones by id).
+    #[arg(long, value_name = "N", default_value_t = 6)]
+    pub sheets: usize,
 }
 
 #[derive(Debug, Args)]
@@ -286,7 +298,9 @@ pub fn execute(cli: Cli) -> Result<i32> {
                 a.stages.clone()
             };
             let explicit = !a.stages.is_empty();
-            run_stages(&a.stage, stages, explicit, progress, &[])
+            let status = run_stages(&a.stage, stages, explicit, progress, &[])?;
+            report(&a.stage.out, &crate::report::ReportOptions::default())?;
+            Ok(status)
         }
         Command::Scan(a) => run_stages(&a, vec![Stage::Scan], true, progress, &[]),
         Command::Keyframes(a) => run_stages(&a, vec![Stage::Keyframes], true, progress, &[]),
@@ -354,7 +368,15 @@ pub fn execute(cli: Cli) -> Result<i32> {
                 Ok(EXIT_ERROR)
             }
         }
-        Command::Report(_) => not_built("`mimicit report`"),
+        Command::Report(a) => {
+            let opts = crate::report::ReportOptions {
+                sheets: a.sheets,
+                ..Default::default()
+            };
+            let index = report(&a.out, &opts)?;
+            println!("{}", index.display());
+            Ok(EXIT_OK)
+        }
         Command::Doctor => {
             let (avcodec, avformat, avutil) = crate::video::library_versions();
             let report = serde_json::json!({
@@ -429,6 +451,14 @@ fn frames(a: &FramesArgs) -> Result<i32> {
     })?;
     for r in &summary.rejects {
         eprintln!("frames: {}: {}", r.path, r.error);
+    }
+    if a.contact_sheet {
+        let sheets = crate::report::sheet::write_frames_dir_sheets(&a.out)?;
+        eprintln!(
+            "frames: {} contact sheets in {}",
+            sheets.len(),
+            a.out.join("contact_sheets").display()
+        );
     }
     eprintln!(
         "frames: {} frames from {} videos into {}, {} rejected",
@@ -557,6 +587,20 @@ fn dedup_dry_run(a: &StageArgs, progress: ProgressMode) -> Result<i32> {
         serde_json::to_string_pretty(&report).expect("serialisable")
     );
     Ok(EXIT_OK)
+}
+
+/// Writes `OUT/report/`, says where on stderr, and returns the page's path.
+fn report(out: &std::path::Path, opts: &crate::report::ReportOptions) -> Result<PathBuf> {
+    let summary = crate::report::write(out, opts)?;
+    for n in &summary.notes {
+        eprintln!("report: {n}");
+    }
+    eprintln!(
+        "report: {} ({} files)",
+        summary.index.display(),
+        summary.files
+    );
+    Ok(summary.index)
 }
 
 fn not_built(what: &str) -> Result<i32> {

@@ -110,6 +110,8 @@ pub struct StageSummary {
     pub status: Status,
     pub counts: Counts,
     pub wall_s: f64,
+    /// CPU seconds (all threads) while the stage ran, when the system tells.
+    pub cpu_s: Option<f64>,
     pub note: String,
 }
 
@@ -157,6 +159,7 @@ pub fn run(scenario: &Scenario, out: &Path, opts: &RunOptions) -> Result<RunSumm
                 status: Status::NotBuilt,
                 counts: Counts::default(),
                 wall_s: 0.0,
+                cpu_s: None,
                 note: "not built yet".into(),
             });
             continue;
@@ -167,6 +170,7 @@ pub fn run(scenario: &Scenario, out: &Path, opts: &RunOptions) -> Result<RunSumm
                 status: Status::Off,
                 counts: Counts::default(),
                 wall_s: 0.0,
+                cpu_s: None,
                 note: reason,
             });
             continue;
@@ -199,6 +203,7 @@ pub fn run(scenario: &Scenario, out: &Path, opts: &RunOptions) -> Result<RunSumm
                     status: Status::UpToDate,
                     counts: done.counts,
                     wall_s: 0.0,
+                    cpu_s: None,
                     note: "up to date".into(),
                 });
                 continue;
@@ -212,6 +217,7 @@ pub fn run(scenario: &Scenario, out: &Path, opts: &RunOptions) -> Result<RunSumm
         manifest.save(&out)?;
 
         let started = Instant::now();
+        let cpu_started = crate::cpu_time::process_cpu_s();
         let ctx = StageContext {
             scenario,
             out: &out,
@@ -242,6 +248,9 @@ pub fn run(scenario: &Scenario, out: &Path, opts: &RunOptions) -> Result<RunSumm
             status: Status::Ran,
             counts: output.counts,
             wall_s: started.elapsed().as_secs_f64(),
+            cpu_s: cpu_started
+                .zip(crate::cpu_time::process_cpu_s())
+                .map(|(a, b)| (b - a).max(0.0)),
             note: String::new(),
         });
     }
@@ -283,21 +292,25 @@ fn input_hash(stage: Stage, scenario: &Scenario, manifest: &Manifest) -> Result<
     Ok(h.finalize().to_hex().to_string())
 }
 
-/// `OUT/{CODE}/timings.json`: wall time per stage of the last run. It is the one file that
-/// differs between identical runs, so it is not listed in the manifest.
+/// `OUT/{CODE}/timings.json`: wall and CPU time per stage of the last run. It is the one file
+/// that differs between identical runs, so it is not listed in the manifest.
 fn write_timings(dir: &Path, summary: &RunSummary) -> Result<()> {
     let stages: Vec<_> = summary
         .stages
         .iter()
         .map(|s| {
-            serde_json::json!({
+            let mut v = serde_json::json!({
                 "stage": s.stage.name(),
                 "status": status_name(s.status),
                 "wall_s": (s.wall_s * 1000.0).round() / 1000.0,
                 "ok": s.counts.ok,
                 "rejected": s.counts.rejected,
                 "skipped": s.counts.skipped,
-            })
+            });
+            if let Some(cpu) = s.cpu_s {
+                v["cpu_s"] = serde_json::json!((cpu * 1000.0).round() / 1000.0);
+            }
+            v
         })
         .collect();
     crate::atomic::write_json(

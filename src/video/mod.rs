@@ -11,7 +11,7 @@
 //! Segments and [`Sampling::At`] times use the same axis.
 
 mod sampling;
-mod scenes;
+pub(crate) mod scenes;
 
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
