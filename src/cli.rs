@@ -603,12 +603,6 @@ fn report(out: &std::path::Path, opts: &crate::report::ReportOptions) -> Result<
     Ok(summary.index)
 }
 
-fn not_built(what: &str) -> Result<i32> {
-    Err(Error::NotBuilt {
-        what: what.to_string(),
-    })
-}
-
 fn run_stages(
     a: &StageArgs,
     stages: Vec<Stage>,
