@@ -576,6 +576,7 @@ fn dedup_dry_run(a: &StageArgs, progress: ProgressMode) -> Result<i32> {
         "dropped": rows.len(),
         "exact": by_method(crate::dedup::Method::Exact),
         "phash": by_method(crate::dedup::Method::Phash),
+        "semantic": by_method(crate::dedup::Method::Semantic),
         "unreadable": rejects.len(),
         "rows": rows.iter().map(|r| serde_json::json!({
             "dropped_id": r.dropped_id, "kept_id": r.kept_id,

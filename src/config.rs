@@ -738,6 +738,12 @@ impl Scenario {
                  of the K visually nearest units, 1 <= K <= 64; needs features.model)",
             );
         }
+        if c.dedup.semantic && c.features.model.is_none() {
+            return bad(
+                "dedup.semantic",
+                "semantic dedup compares CLIP embeddings: set features.model",
+            );
+        }
         if c.pack.rel_ins.starts_with("knn:") && c.features.model.is_none() {
             return bad(
                 "pack.rel_ins",

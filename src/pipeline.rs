@@ -270,7 +270,11 @@ fn input_hash(stage: Stage, scenario: &Scenario, manifest: &Manifest) -> Result<
         return crate::corpus::fingerprint(scenario);
     }
     let mut h = blake3::Hasher::new();
-    if stage == Stage::Features {
+    let semantic = stage == Stage::Dedup && scenario.config.dedup.semantic;
+    if stage == Stage::Features || semantic {
+        if semantic {
+            h.update(format!("precision {}\n", scenario.config.features.precision).as_bytes());
+        }
         if let Some(model) = &scenario.model {
             // The weights, not only the path, decide the vectors.
             h.update(format!("model {}\n", crate::features::model_fingerprint(model)?).as_bytes());

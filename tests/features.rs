@@ -492,3 +492,79 @@ fn features_stage_writes_vectors_pairs_and_visual_in_context_examples() {
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(stderr(&o).contains("set features.model"), "{}", stderr(&o));
 }
+
+#[test]
+fn semantic_dedup_drops_look_alikes_within_a_unit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = run_demo(tmp.path());
+    let plain = pandas_rows(&out.join("DC/dedup.parquet")).unwrap();
+    assert!(plain.iter().all(|r| r["method"] != "semantic"));
+    // The demo model has random weights, under which frames of one clip are alike (cosine
+    // ~0.96): a threshold of 0.95 merges some of them.
+    let o = mimicit(
+        tmp.path(),
+        &[
+            "run",
+            "scenarios/demo.toml",
+            "--out",
+            "out",
+            "--set",
+            "dedup.semantic=true",
+            "--set",
+            "dedup.min_cosine=0.95",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let rows = pandas_rows(&out.join("DC/dedup.parquet")).unwrap();
+    let semantic: Vec<_> = rows.iter().filter(|r| r["method"] == "semantic").collect();
+    assert!(!semantic.is_empty(), "{rows:?}");
+    let dropped: Vec<&str> = rows
+        .iter()
+        .map(|r| r["dropped_id"].as_str().unwrap())
+        .collect();
+    let unit = |id: &str| id.rsplit_once('_').unwrap().0.to_string();
+    for r in &semantic {
+        assert_valid("dedup.schema.json", r, "dedup.parquet");
+        let (d, k) = (
+            r["dropped_id"].as_str().unwrap(),
+            r["kept_id"].as_str().unwrap(),
+        );
+        assert!(!dropped.contains(&k), "{k} is kept");
+        assert_eq!(unit(d), unit(k), "scope unit");
+        assert!(r["distance"].as_u64().unwrap() <= 50, "{r}");
+    }
+    // The exact and near decisions stay; fewer frames get features; everything still resolves.
+    for p in &plain {
+        assert!(rows.contains(p), "{p}");
+    }
+    let features = pandas_rows(&out.join("DC/features/part-00000.parquet")).unwrap();
+    assert!(features
+        .iter()
+        .all(|f| !dropped.contains(&f["image_id"].as_str().unwrap())));
+    let o = mimicit(tmp.path(), &["verify", "out"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = mimicit(
+        tmp.path(),
+        &[
+            "dedup",
+            "scenarios/demo.toml",
+            "--out",
+            "out",
+            "--dry-run",
+            "--set",
+            "dedup.semantic=true",
+            "--set",
+            "dedup.min_cosine=0.9999",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_valid("dedup_dry_run.schema.json", &report, "dry run");
+    // A stricter threshold merges fewer frames (static shots still give cosines of ~1).
+    assert!(report["semantic"].as_u64().unwrap() < semantic.len() as u64, "{report}");
+    for r in report["rows"].as_array().unwrap() {
+        if r["method"] == "semantic" {
+            assert_eq!(r["distance"], 0, "{r}");
+        }
+    }
+}

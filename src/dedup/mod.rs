@@ -8,7 +8,9 @@
 //!   encoders still match);
 //! - **near** (`dedup.near`): 64-bit DCT pHash (see [`hash::phash`]) within `dedup.max_hamming`
 //!   bits, and mean luma within [`MAX_LUMA_DELTA`] (so fades are not duplicates);
-//! - **semantic** (CLIP cosine): not built yet; asking for it is an [`Error::NotBuilt`].
+//! - **semantic** (`dedup.semantic`): CLIP embeddings (the `features.model`) with cosine at least
+//!   `dedup.min_cosine`, applied by the dedup stage to the frames exact and near matching kept
+//!   (see [`decide_semantic`]).
 //!
 //! Frames are taken in table order (unit order, then time) and gathered into groups, each with
 //! an *anchor*: the first frame of the group, the one later frames are compared with.
@@ -60,6 +62,8 @@ pub enum Method {
     Exact,
     /// Perceptual hashes within the threshold.
     Phash,
+    /// CLIP embeddings with cosine at least `dedup.min_cosine`.
+    Semantic,
 }
 
 impl Method {
@@ -67,6 +71,7 @@ impl Method {
         match self {
             Method::Exact => "exact",
             Method::Phash => "phash",
+            Method::Semantic => "semantic",
         }
     }
 
@@ -74,6 +79,7 @@ impl Method {
         match s {
             "exact" => Some(Method::Exact),
             "phash" => Some(Method::Phash),
+            "semantic" => Some(Method::Semantic),
             _ => None,
         }
     }
@@ -86,7 +92,8 @@ pub struct DedupRow {
     /// Always a kept frame (never itself dropped).
     pub kept_id: String,
     pub method: Method,
-    /// Hamming distance between the two pHashes; 0 for `exact`.
+    /// Hamming distance between the two pHashes; 0 for `exact`; for `semantic`,
+    /// `round(1000 * (1 - cosine))`.
     pub distance: u32,
 }
 
@@ -129,14 +136,58 @@ impl FrameSignature {
 
 /// Refuses settings this version cannot honour.
 pub fn check_config(cfg: &DedupConfig) -> Result<()> {
-    if cfg.semantic {
-        return Err(Error::NotBuilt {
-            what: "semantic deduplication (dedup.semantic: CLIP feature cosine, needs the \
-                   features stage)"
-                .into(),
-        });
+    if !(-1.0..=1.0).contains(&cfg.min_cosine) {
+        return Err(Error::Invalid(format!(
+            "dedup.min_cosine {} is not a cosine in [-1, 1]",
+            cfg.min_cosine
+        )));
     }
     Ok(())
+}
+
+/// One frame for [`decide_semantic`]: its id, unit, and its nearest others (indices into the
+/// same list, with cosines), most similar first.
+pub struct SemanticFrame<'a> {
+    pub image_id: &'a str,
+    pub unit_id: &'a str,
+    pub neighbours: Vec<(usize, f32)>,
+}
+
+/// Semantic duplicates among `frames` (the frames exact and near matching kept, in table order):
+/// a frame is dropped when an earlier frame that is kept (of its unit, with scope `unit`) has
+/// cosine at least `min_cosine` with it; it maps to the most similar such frame (ties: the
+/// earliest). Greedy in table order, so the first frame of a group of look-alikes is kept and
+/// nothing maps to a dropped frame. `keep = "sharpest"` does not apply to this pass.
+pub fn decide_semantic(
+    frames: &[SemanticFrame],
+    min_cosine: f32,
+    scope: DedupScope,
+) -> Vec<DedupRow> {
+    let mut dropped = vec![false; frames.len()];
+    let mut rows = Vec::new();
+    for (i, f) in frames.iter().enumerate() {
+        let best = f
+            .neighbours
+            .iter()
+            .filter(|&&(j, c)| {
+                j < i
+                    && !dropped[j]
+                    && c >= min_cosine
+                    && (scope == DedupScope::Corpus || frames[j].unit_id == f.unit_id)
+            })
+            .max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0)));
+        if let Some(&(j, c)) = best {
+            dropped[i] = true;
+            rows.push(DedupRow {
+                dropped_id: f.image_id.to_string(),
+                kept_id: frames[j].image_id.to_string(),
+                method: Method::Semantic,
+                distance: (1000.0 * (1.0 - f64::from(c).min(1.0))).round() as u32,
+            });
+        }
+    }
+    rows.sort();
+    rows
 }
 
 /// Whether frames need decoding for these settings: only perceptual matching looks at pixels
@@ -338,6 +389,13 @@ pub struct FolderDedup {
 /// that cannot be decoded are listed in [`FolderDedup::rejects`] and skipped.
 pub fn dedup_folder(dir: &Path, cfg: &DedupConfig) -> Result<FolderDedup> {
     check_config(cfg)?;
+    if cfg.semantic {
+        return Err(Error::NotBuilt {
+            what: "semantic deduplication of a folder (`dedup DIR`; the dedup stage of a \
+                   scenario has it: dedup.semantic with features.model)"
+                .into(),
+        });
+    }
     let (ids, files): (Vec<String>, Vec<PathBuf>) =
         crate::imaging::folder_images(dir)?.into_iter().unzip();
     let sharpest = cfg.keep == KeepRule::Sharpest;

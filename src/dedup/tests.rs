@@ -140,14 +140,38 @@ fn a_fade_is_not_a_near_duplicate() {
 }
 
 #[test]
-fn semantic_is_not_built() {
+fn semantic_keeps_the_first_look_alike_and_respects_scope() {
+    // a0 ~ a1 (0.99), a1 ~ a2 (0.99) but a0 ~ a2 only 0.90; b0 (other unit) ~ a0 (0.98).
+    let f = |id: &'static str, unit: &'static str, n: Vec<(usize, f32)>| SemanticFrame {
+        image_id: id,
+        unit_id: unit,
+        neighbours: n,
+    };
+    let frames = vec![
+        f("a0", "a", vec![(1, 0.99), (3, 0.98), (2, 0.90)]),
+        f("a1", "a", vec![(0, 0.99), (2, 0.99)]),
+        f("a2", "a", vec![(1, 0.99), (0, 0.90)]),
+        f("b0", "b", vec![(0, 0.98)]),
+    ];
+    let rows = decide_semantic(&frames, 0.95, DedupScope::Unit);
+    // a1 drops onto a0; a2's look-alike a1 is dropped and a0 is too far: a2 is kept.
+    assert_eq!(pairs(&rows), [("a1", "a0")]);
+    assert_eq!(rows[0].method, Method::Semantic);
+    assert_eq!(rows[0].distance, 10);
+    let rows = decide_semantic(&frames, 0.95, DedupScope::Corpus);
+    assert_eq!(pairs(&rows), [("a1", "a0"), ("b0", "a0")]);
+    assert!(decide_semantic(&frames, 0.999, DedupScope::Corpus).is_empty());
+}
+
+#[test]
+fn semantic_folder_dedup_is_not_built() {
     let cfg = DedupConfig {
         semantic: true,
         ..Default::default()
     };
-    let err = decide(&[], &cfg).unwrap_err();
+    let dir = tempfile::tempdir().unwrap();
+    let err = dedup_folder(dir.path(), &cfg).unwrap_err();
     assert!(matches!(err, Error::NotBuilt { .. }));
-    assert!(err.to_string().contains("CLIP"), "{err}");
 }
 
 #[test]

@@ -110,6 +110,132 @@ pub fn decide(ctx: &StageContext) -> Result<(Vec<dedup::DedupRow>, Vec<Reject>, 
             }
         })
         .collect();
-    let rows = dedup::decide(&signatures, cfg)?;
+    let mut rows = dedup::decide(&signatures, cfg)?;
+    if cfg.semantic {
+        let (more, unreadable) = semantic(ctx, &frames, &rows)?;
+        rows.extend(more);
+        rows.sort();
+        rejects.extend(unreadable);
+    }
     Ok((rows, rejects, frames.len()))
+}
+
+/// Neighbours looked at per frame when the scope is the whole corpus.
+const SEMANTIC_NEIGHBOURS: usize = 32;
+
+/// The semantic pass: CLIP embeddings (features.model, L2-normalised) of the frames the exact and
+/// near passes kept, then [`dedup::decide_semantic`] over their nearest neighbours (per unit, or
+/// the `SEMANTIC_NEIGHBOURS` nearest in the corpus).
+fn semantic(
+    ctx: &StageContext,
+    frames: &[crate::model::FrameRecord],
+    rows: &[dedup::DedupRow],
+) -> Result<(Vec<dedup::DedupRow>, Vec<Reject>)> {
+    use crate::features::{self, EmbedItem, EmbedOptions, Embedder};
+    let cfg = &ctx.scenario.config;
+    let model = ctx.scenario.model.as_ref().ok_or_else(|| {
+        crate::error::Error::Invalid("dedup.semantic needs features.model".into())
+    })?;
+    let precision = cfg
+        .features
+        .precision
+        .parse()
+        .map_err(crate::error::Error::Invalid)?;
+    let device = super::features::device(ctx)?;
+    let embedder = Embedder::load(model, device, precision)?;
+    let dropped: std::collections::HashSet<&str> =
+        rows.iter().map(|r| r.dropped_id.as_str()).collect();
+    let kept: Vec<&crate::model::FrameRecord> = frames
+        .iter()
+        .filter(|f| !dropped.contains(f.image_id.as_str()))
+        .collect();
+    let items: Vec<EmbedItem> = kept
+        .iter()
+        .map(|f| EmbedItem {
+            id: f.image_id.clone(),
+            path: ctx.dir.join(&f.file),
+        })
+        .collect();
+    let mut vectors: HashMap<String, Vec<f32>> = HashMap::new();
+    let dim = embedder.dim();
+    let progress = Progress::new(ctx.progress, "dedup (semantic)", items.len() as u64);
+    let failed = features::embed_items(
+        &embedder,
+        &items,
+        EmbedOptions {
+            batch: cfg.features.batch as usize,
+            normalize: true,
+        },
+        |ids, flat| {
+            for (i, id) in ids.iter().enumerate() {
+                vectors.insert(id.clone(), flat[i * dim..(i + 1) * dim].to_vec());
+            }
+            Ok(())
+        },
+        |n| progress.inc(n),
+    )?;
+    progress.finish();
+    let rejects = failed
+        .into_iter()
+        .map(|(item, path, error)| Reject {
+            stage: STAGE.into(),
+            item,
+            path,
+            error,
+        })
+        .collect();
+    // Embedded frames in table order.
+    let order: Vec<&crate::model::FrameRecord> = kept
+        .into_iter()
+        .filter(|f| vectors.contains_key(&f.image_id))
+        .collect();
+    let band = (cfg.dedup.min_cosine as f32, 2.0);
+    let mut neighbours: Vec<Vec<(usize, f32)>> = vec![Vec::new(); order.len()];
+    let mut search = |members: &[usize], k: usize| -> Result<()> {
+        let flat: Vec<f32> = members
+            .iter()
+            .flat_map(|&i| vectors[&order[i].image_id].iter().copied())
+            .collect();
+        let found = features::knn::neighbours(&flat, dim, k, band, device)?;
+        for (local, ns) in found.into_iter().enumerate() {
+            neighbours[members[local]] = ns
+                .into_iter()
+                .map(|n| (members[n.index], n.cosine))
+                .collect();
+        }
+        Ok(())
+    };
+    match cfg.dedup.scope {
+        crate::config::DedupScope::Corpus => {
+            let all: Vec<usize> = (0..order.len()).collect();
+            search(&all, SEMANTIC_NEIGHBOURS)?;
+        }
+        crate::config::DedupScope::Unit => {
+            let mut start = 0;
+            while start < order.len() {
+                let unit = &order[start].unit_id;
+                let end = start
+                    + order[start..]
+                        .iter()
+                        .take_while(|f| &f.unit_id == unit)
+                        .count();
+                let members: Vec<usize> = (start..end).collect();
+                search(&members, members.len().saturating_sub(1))?;
+                start = end;
+            }
+        }
+    }
+    let sem: Vec<dedup::SemanticFrame> = order
+        .iter()
+        .zip(neighbours)
+        .map(|(f, n)| dedup::SemanticFrame {
+            image_id: &f.image_id,
+            unit_id: &f.unit_id,
+            neighbours: n,
+        })
+        .collect();
+    Ok((
+        dedup::decide_semantic(&sem, cfg.dedup.min_cosine as f32, cfg.dedup.scope),
+        rejects,
+    ))
 }
