@@ -561,7 +561,10 @@ fn semantic_dedup_drops_look_alikes_within_a_unit() {
     let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_valid("dedup_dry_run.schema.json", &report, "dry run");
     // A stricter threshold merges fewer frames (static shots still give cosines of ~1).
-    assert!(report["semantic"].as_u64().unwrap() < semantic.len() as u64, "{report}");
+    assert!(
+        report["semantic"].as_u64().unwrap() < semantic.len() as u64,
+        "{report}"
+    );
     for r in report["rows"].as_array().unwrap() {
         if r["method"] == "semantic" {
             assert_eq!(r["distance"], 0, "{r}");

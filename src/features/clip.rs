@@ -417,3 +417,59 @@ pub fn kind_name(kind: Kind) -> &'static str {
         _ => "fp32",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, json: &str) -> PathBuf {
+        let p = dir.join("config.json");
+        std::fs::write(&p, json).unwrap();
+        p
+    }
+
+    #[test]
+    fn whole_clip_config_takes_vision_config_and_top_level_projection() {
+        let dir = tempfile::tempdir().unwrap();
+        // The shape of openai/clip-vit-base-patch32's config.json (abridged).
+        let p = write(
+            dir.path(),
+            r#"{"model_type": "clip", "projection_dim": 512,
+                "text_config": {"hidden_size": 512},
+                "vision_config": {"hidden_size": 768, "intermediate_size": 3072,
+                  "num_attention_heads": 12, "num_hidden_layers": 12, "patch_size": 32,
+                  "image_size": 224, "hidden_act": "quick_gelu", "layer_norm_eps": 1e-05,
+                  "projection_dim": 512}}"#,
+        );
+        let cfg = VisionConfig::from_hf_json(&p).unwrap();
+        assert_eq!(cfg, VisionConfig::preset("ViT-B/32").unwrap());
+        assert_eq!(cfg.num_positions(), 50);
+        let l = VisionConfig::preset("vit-l/14-336").unwrap();
+        assert_eq!(
+            (l.image_size, l.patch_size, l.num_positions()),
+            (336, 14, 577)
+        );
+        assert!(VisionConfig::preset("ViT-H/14").is_none());
+    }
+
+    #[test]
+    fn bad_configs_name_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        for (json, needle) in [
+            (r#"{"hidden_act": "relu"}"#, "hidden_act `relu`"),
+            (
+                r#"{"hidden_size": -3}"#,
+                "`hidden_size` must be a positive integer",
+            ),
+            (
+                r#"{"hidden_size": 100, "num_attention_heads": 12}"#,
+                "not a multiple",
+            ),
+            ("not json", "not valid JSON"),
+        ] {
+            let p = write(dir.path(), json);
+            let err = VisionConfig::from_hf_json(&p).unwrap_err().to_string();
+            assert!(err.contains(needle) && err.contains("config.json"), "{err}");
+        }
+    }
+}
