@@ -100,5 +100,51 @@ fn index(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, hashing, index);
+/// Peak resident memory of this process so far (VmHWM), in MiB.
+fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1).map(str::to_owned))
+        })
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// One build of a 10M-hash index (not a criterion measurement: one pass is ~5 s and ~0.5 GiB),
+/// run when `MIMICIT_BENCH_10M` is set: build time, heap of the index, peak RSS, comparisons.
+fn index_10m(_: &mut Criterion) {
+    if std::env::var_os("MIMICIT_BENCH_10M").is_none() {
+        return;
+    }
+    const N: usize = 10_000_000;
+    const QUERIES: usize = 10_000;
+    let all = hashes(N + QUERIES);
+    let (stored, queries) = all.split_at(N);
+    let before = peak_rss_mib();
+    let started = std::time::Instant::now();
+    let mut index = HammingIndex::new(6);
+    for &h in stored {
+        index.insert(h);
+    }
+    let build_s = started.elapsed().as_secs_f64();
+    let started = std::time::Instant::now();
+    let found = queries.iter().filter_map(|&q| index.nearest(q)).count();
+    let query_s = started.elapsed().as_secs_f64();
+    eprintln!(
+        "dedup_index_10M: build {build_s:.2} s ({:.2} M hashes/s); {QUERIES} queries {query_s:.2} s \
+         ({found} matched, {:.0} comparisons per query); index heap {:.1} MiB ({:.1} bytes per \
+         hash); peak RSS {:.0} MiB (of which {:.0} MiB the 80 MiB input and the process before)",
+        N as f64 / build_s / 1e6,
+        index.comparisons() as f64 / QUERIES as f64,
+        index.heap_bytes() as f64 / (1 << 20) as f64,
+        index.heap_bytes() as f64 / N as f64,
+        peak_rss_mib(),
+        before
+    );
+}
+
+criterion_group!(benches, hashing, index, index_10m);
 criterion_main!(benches);

@@ -309,12 +309,9 @@ pub fn execute(cli: Cli) -> Result<i32> {
                 return dedup_dry_run(&a, progress);
             }
             if a.scenario.is_dir() {
-                // Ad-hoc: every picture under DIR; --set is ignored (no scenario).
-                let cfg = crate::config::DedupConfig {
-                    near: true,
-                    scope: crate::config::DedupScope::Corpus,
-                    ..Default::default()
-                };
+                // Ad-hoc: every picture under DIR, near matching across the folder; `--set
+                // dedup.KEY=VALUE` changes the [dedup] settings (max_hamming, keep, ...).
+                let cfg = crate::config::folder_dedup_config(&a.set)?;
                 let found = crate::dedup::dedup_folder(&a.scenario, &cfg)?;
                 crate::tables::write_dedup(&a.out, &found.rows)?;
                 for r in &found.rejects {

@@ -531,6 +531,35 @@ pub struct Scenario {
     pub table: toml::Table,
 }
 
+/// The [dedup] settings of `mimicit dedup DIR`: near matching across the whole folder, changed
+/// by `--set dedup.KEY=VALUE` (any other key is refused).
+pub fn folder_dedup_config(sets: &[String]) -> Result<DedupConfig> {
+    let mut table = toml::Table::new();
+    let mut dedup = toml::Table::new();
+    dedup.insert("near".into(), toml::Value::Boolean(true));
+    dedup.insert("scope".into(), toml::Value::String("corpus".into()));
+    table.insert("dedup".into(), toml::Value::Table(dedup));
+    let here = Path::new("--set");
+    for item in sets {
+        if !item.starts_with("dedup.") {
+            return Err(Error::Config {
+                path: here.to_path_buf(),
+                message: format!("{item}: `dedup DIR` takes only dedup.* settings"),
+            });
+        }
+        apply_override(&mut table, item).map_err(|message| Error::Config {
+            path: here.to_path_buf(),
+            message: format!("{item}: {message}"),
+        })?;
+    }
+    let value = table.remove("dedup").expect("inserted above");
+    serde_path_to_error::deserialize(value).map_err(|e| Error::ConfigKey {
+        path: here.to_path_buf(),
+        key: format!("dedup.{}", e.path()),
+        message: e.into_inner().to_string(),
+    })
+}
+
 impl Scenario {
     /// Reads `file`, applies `overrides` (`key=value`, TOML value syntax, bare strings allowed),
     /// checks every key and every path. Errors name the file, the key and the problem.

@@ -518,3 +518,53 @@ fn dedup_dry_run_reports_and_changes_nothing() {
         before.iter().map(|(f, _)| f.clone()).collect::<Vec<_>>()
     );
 }
+
+#[test]
+fn dedup_folder_takes_dedup_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let pics = dir.path().join("pics");
+    std::fs::create_dir_all(&pics).unwrap();
+    let coco = repo().join("../shared/fixtures/coco/images");
+    let mut src: Vec<_> = std::fs::read_dir(&coco)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    src.sort();
+    std::fs::copy(&src[0], pics.join("a.jpg")).unwrap();
+    std::fs::copy(&src[0], pics.join("a_copy.jpg")).unwrap();
+    std::fs::copy(&src[1], pics.join("b.jpg")).unwrap();
+    for (sets, dropped) in [
+        (vec![], 1),
+        (
+            vec!["--set", "dedup.exact=false", "--set", "dedup.near=false"],
+            0,
+        ),
+        (vec!["--set", "dedup.max_hamming=0"], 1),
+    ] {
+        let mut args = vec!["dedup", "pics", "--out", "d.parquet"];
+        args.extend(sets.iter().copied());
+        let o = mimicit(dir.path(), &args);
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {}", stderr(&o));
+        let rows = pandas_rows(&dir.path().join("d.parquet")).expect("pandas");
+        assert_eq!(rows.len(), dropped, "{args:?}: {rows:?}");
+        for r in &rows {
+            assert_valid("dedup.schema.json", r, "dedup DIR");
+            assert_eq!(
+                (r["dropped_id"].as_str(), r["kept_id"].as_str()),
+                (Some("a_copy"), Some("a"))
+            );
+        }
+    }
+    for bad in [
+        "source.root=x",
+        "dedup.max_hamming=\"six\"",
+        "dedup.colour=true",
+    ] {
+        let o = mimicit(
+            dir.path(),
+            &["dedup", "pics", "--out", "d.parquet", "--set", bad],
+        );
+        assert_eq!(o.status.code(), Some(1), "{bad}: {}", stderr(&o));
+        assert!(stderr(&o).contains("--set"), "{bad}: {}", stderr(&o));
+    }
+}
