@@ -364,10 +364,11 @@ fn counts_table(d: &ScenarioData) -> String {
         vec![
             "frames dropped as duplicates".into(),
             format!(
-                "{} (exact {}, near {})",
+                "{} (exact {}, near {}, semantic {})",
                 dropped,
                 by_method(crate::dedup::Method::Exact),
-                by_method(crate::dedup::Method::Phash)
+                by_method(crate::dedup::Method::Phash),
+                by_method(crate::dedup::Method::Semantic)
             ),
         ],
         vec!["items rejected".into(), rejected],
@@ -528,10 +529,29 @@ fn render_plots(w: &mut Writer, d: &ScenarioData) -> Result<String> {
     plots.push((
         "dedup_distance",
         "Hamming distance of each dropped frame's pHash to the kept frame's (0: exact duplicate)",
-        d.dedup.iter().map(|r| f64::from(r.distance)).collect(),
+        d.dedup
+            .iter()
+            .filter(|r| r.method != crate::dedup::Method::Semantic)
+            .map(|r| f64::from(r.distance))
+            .collect(),
         Bins::Integers,
         "Hamming distance",
     ));
+    let semantic: Vec<f64> = d
+        .dedup
+        .iter()
+        .filter(|r| r.method == crate::dedup::Method::Semantic)
+        .map(|r| 1.0 - f64::from(r.distance) / 1000.0)
+        .collect();
+    if !semantic.is_empty() {
+        plots.push((
+            "dedup_cosine",
+            "CLIP cosine of each frame dropped by semantic dedup to the kept frame",
+            semantic,
+            Bins::Range(12),
+            "cosine",
+        ));
+    }
     let mut s = String::from("<div class=\"plots\">\n");
     let mut empty = Vec::new();
     for (name, title, values, bins, x_label) in plots {
