@@ -518,15 +518,7 @@ fn embed(a: &EmbedArgs, progress: ProgressMode) -> Result<i32> {
             &crate::features::npy_f32(ids.len(), embedder.dim(), &vectors),
         )?;
     }
-    let rejects: Vec<crate::model::Reject> = failed
-        .into_iter()
-        .map(|(item, path, error)| crate::model::Reject {
-            stage: "embed".into(),
-            item,
-            path,
-            error,
-        })
-        .collect();
+    let rejects: Vec<crate::model::Reject> = crate::features::as_rejects(failed, "embed");
     let rejects_path = PathBuf::from(format!("{}.rejects.parquet", stem.display()));
     crate::tables::write_rejects(&rejects_path, &rejects)?;
     for r in &rejects {

@@ -158,22 +158,12 @@ fn embed_command_matches_transformers_and_rejects_bad_pictures() {
     let images = fixture_images();
     let (_model, r) = make_model(tmp.path(), &[], &images);
     let pics = picture_folder(tmp.path());
-    let o = mimicit(
-        tmp.path(),
-        &[
-            "embed",
-            "pics",
-            "--model",
-            "model",
-            "--out",
-            "emb.parquet",
-            "--device",
-            "cpu",
-            "--batch",
-            "2",
-            "--npy",
-        ],
-    );
+    let embed = |extra: &[&str]| {
+        let mut args = vec!["embed", "pics", "--model", "model", "--device", "cpu"];
+        args.extend_from_slice(extra);
+        mimicit(tmp.path(), &args)
+    };
+    let o = embed(&["--out", "emb.parquet", "--batch", "2", "--npy"]);
     // Every good picture embedded, the bad one named, exit status 3 (finished with rejects).
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
     assert!(stderr(&o).contains("broken.jpg"), "{}", stderr(&o));
@@ -228,38 +218,13 @@ fn embed_command_matches_transformers_and_rejects_bad_pictures() {
 
     // Same input, same bytes; --normalize gives unit vectors.
     let first = std::fs::read(tmp.path().join("emb.parquet")).unwrap();
-    let o = mimicit(
-        tmp.path(),
-        &[
-            "embed",
-            "pics",
-            "--model",
-            "model",
-            "--out",
-            "emb.parquet",
-            "--device",
-            "cpu",
-            "--batch",
-            "2",
-        ],
-    );
+    let o = embed(&["--out", "emb.parquet", "--batch", "2"]);
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
     assert_eq!(
         first,
         std::fs::read(tmp.path().join("emb.parquet")).unwrap()
     );
-    let o = mimicit(
-        tmp.path(),
-        &[
-            "embed",
-            "pics",
-            "--model",
-            "model",
-            "--out",
-            "unit.parquet",
-            "--normalize",
-        ],
-    );
+    let o = embed(&["--out", "unit.parquet", "--normalize"]);
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
     for row in pandas_rows(&tmp.path().join("unit.parquet")).unwrap() {
         let n: f64 = row["embedding"]

@@ -21,6 +21,19 @@ pub use embed::{
 
 use std::path::{Path, PathBuf};
 
+/// The pictures [`embed_items`] could not read, as rejects of `stage`.
+pub fn as_rejects(failed: Vec<(String, String, String)>, stage: &str) -> Vec<crate::model::Reject> {
+    failed
+        .into_iter()
+        .map(|(item, path, error)| crate::model::Reject {
+            stage: stage.into(),
+            item,
+            path,
+            error,
+        })
+        .collect()
+}
+
 /// blake3 over the files that make a model (config, preprocessing, weights; or the TorchScript
 /// file): what decides its vectors.
 pub fn model_fingerprint(model: &Path) -> crate::error::Result<String> {

@@ -175,15 +175,7 @@ fn semantic(
         |n| progress.inc(n),
     )?;
     progress.finish();
-    let rejects = failed
-        .into_iter()
-        .map(|(item, path, error)| Reject {
-            stage: STAGE.into(),
-            item,
-            path,
-            error,
-        })
-        .collect();
+    let rejects = crate::features::as_rejects(failed, STAGE);
     // Embedded frames in table order.
     let order: Vec<&crate::model::FrameRecord> = kept
         .into_iter()

@@ -114,15 +114,7 @@ pub fn run(ctx: &StageContext) -> Result<StageOutput> {
         )?;
         outputs.push(path);
     }
-    let rejects: Vec<Reject> = failed
-        .into_iter()
-        .map(|(item, path, error)| Reject {
-            stage: STAGE.into(),
-            item,
-            path,
-            error,
-        })
-        .collect();
+    let rejects: Vec<Reject> = crate::features::as_rejects(failed, STAGE);
     Ok(StageOutput {
         counts: Counts {
             ok: embedded as u64,
