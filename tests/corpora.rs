@@ -534,7 +534,7 @@ fn llava_in_context_from_fixtures() {
     assert_eq!(ids, ["000000033471", "000000151358", "000000296284"]);
     assert_eq!(
         message(&q, "000000151358"),
-        "captions:\nA newspaper that has sunglasses on top of it sitting in front of books.\nan apple sunglasses books and a teddy bear\nA folded newspaper and sunglasses are on a table with an apple, books, and teddy bear behind.\nAn apple sitting on a table next to sunglasses and a news paper.\nThere are sunglasses laying on the folded newspaper.\ntie: [0.258, 0.074, 0.527, 0.589]\napple: [0.621, 0.482, 0.853, 0.645]\nbook: [0.154, 0.107, 0.275, 0.59]\nbook: [0.535, 0.09, 0.735, 0.583]\nbook: [0.051, 0.112, 0.159, 0.6]\nteddy bear: [0.753, 0.084, 1.0, 0.517]\nbook: [0.681, 0.097, 0.796, 0.483]\nbook: [0.443, 0.099, 0.574, 0.588]"
+        "captions:\nA newspaper that has sunglasses on top of it sitting in front of books.\nan apple sunglasses books and a teddy bear\nA folded newspaper and sunglasses are on a table with an apple, books, and teddy bear behind.\nAn apple sitting on a table next to sunglasses and a news paper.\nThere are sunglasses laying on the folded newspaper.\ntie: [0.258, 0.074, 0.527, 0.589]\napple: [0.621, 0.482, 0.853, 0.645]\nbook: [0.154, 0.107, 0.275, 0.59]\nbook: [0.535, 0.09, 0.735, 0.583]\nbook: [0.051, 0.112, 0.159, 0.6]\nteddy bear: [0.753, 0.084, 1.0, 0.517]\nbook: [0.681, 0.097, 0.796, 0.483]\nbook: [0.443, 0.099, 0.574, 0.588]\nbook: [0.267, 0.337, 0.386, 0.579]"
     );
     assert_eq!(
         message(&q, "000000033471"),
@@ -549,7 +549,11 @@ fn llava_in_context_from_fixtures() {
     assert_eq!(turns.as_array().unwrap().len(), 6);
     assert_eq!(turns[1]["value"], "The bus in the image is white and red.");
     let scan_rejects = rejects(&out, "LA", "scan");
-    assert_eq!(scan_rejects.len(), 79, "78 images without a file, 1 bad line");
+    assert_eq!(
+        scan_rejects.len(),
+        79,
+        "78 images without a file, 1 bad line"
+    );
     let bad: Vec<_> = scan_rejects
         .iter()
         .filter(|r| r.error.contains("malformed"))

@@ -127,7 +127,14 @@ fn unbuilt_features_exit_2_with_one_line() {
     std::fs::create_dir_all(dir.path().join("pictures")).unwrap();
     let o = mimicit(
         dir.path(),
-        &["dedup", "pictures", "--set", "dedup.semantic=true"],
+        &[
+            "dedup",
+            "pictures",
+            "--out",
+            "d.parquet",
+            "--set",
+            "dedup.semantic=true",
+        ],
     );
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     let err = stderr(&o);

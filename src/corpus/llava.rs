@@ -188,7 +188,12 @@ fn parse_line(line: &str) -> std::result::Result<(String, Value), String> {
         "captions",
     )?;
     let mut instances = Vec::new();
-    for (i, inst) in rec["instances"].as_array().into_iter().flatten().enumerate() {
+    for (i, inst) in rec["instances"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
         let category = inst["category"]
             .as_str()
             .filter(|c| !c.trim().is_empty())
@@ -232,7 +237,11 @@ fn parse_instruct(rec: &Value) -> std::result::Result<(String, Value), String> {
     for (i, t) in turns.iter().enumerate() {
         match (t["from"].as_str(), t["value"].as_str()) {
             (Some(from), Some(value)) => out.push(json!({"from": from, "value": value})),
-            _ => return Err(format!("conversations[{i}] needs string `from` and `value`")),
+            _ => {
+                return Err(format!(
+                    "conversations[{i}] needs string `from` and `value`"
+                ))
+            }
         }
     }
     Ok((stem, Value::Array(out)))
@@ -321,7 +330,9 @@ mod tests {
             std::fs::write(media.join(f), b"x").unwrap();
         }
         let line = |id: &str| {
-            format!(r#"{{"id": "{id}", "image": "{id}.jpg", "captions": ["c {id}"], "instances": []}}"#)
+            format!(
+                r#"{{"id": "{id}", "image": "{id}.jpg", "captions": ["c {id}"], "instances": []}}"#
+            )
         };
         let lines = [
             line("000000000001"),
@@ -358,11 +369,14 @@ mod tests {
         assert!(items[0].path.ends_with("coco/train2017/000000000002.jpg"));
         assert_eq!(items[0].key, "000000000002");
         assert_eq!(r.units[0].annotation["conversations"], json!([]));
+        assert_eq!(r.units[1].annotation["conversations"][0][1]["value"], "A.");
         assert_eq!(
-            r.units[1].annotation["conversations"][0][1]["value"],
-            "A."
+            r.units[1].annotation["conversations"]
+                .as_array()
+                .unwrap()
+                .len(),
+            2
         );
-        assert_eq!(r.units[1].annotation["conversations"].as_array().unwrap().len(), 2);
         let errors: Vec<(&str, &str, &str)> = r
             .rejects
             .iter()

@@ -257,11 +257,7 @@ fn photo_order(album: &Album) -> Vec<String> {
             }
         }
     }
-    let mut rest: Vec<&String> = album
-        .images
-        .keys()
-        .filter(|p| !order.contains(p))
-        .collect();
+    let mut rest: Vec<&String> = album.images.keys().filter(|p| !order.contains(p)).collect();
     rest.sort_by(|a, b| id_cmp(a, b));
     order.extend(rest.into_iter().cloned());
     order
@@ -307,7 +303,8 @@ fn parse_sentence(record: Value) -> std::result::Result<Sentence, String> {
     if !record.is_object() {
         return Err("not an object (or a one-object list)".into());
     }
-    let field = |key: &str| id_field(&record, key).ok_or(format!("`{key}` missing or not a string"));
+    let field =
+        |key: &str| id_field(&record, key).ok_or(format!("`{key}` missing or not a string"));
     let story_id = field("story_id")?;
     let album_id = field("album_id")?;
     let photo_id = field("photo_flickr_id")?;
@@ -370,7 +367,9 @@ pub fn syphus_message(annotation: &Value) -> String {
         lines.push(line);
     }
     // Stories in file order, sentences in worker_arranged_photo_order.
-    let mut stories: Vec<(String, Vec<(i64, usize, String)>)> = Vec::new();
+    // (story id, [(photo order, position in the entry, sentence)])
+    type Story = (String, Vec<(i64, usize, String)>);
+    let mut stories: Vec<Story> = Vec::new();
     for (n, rec) in annotation["annotations"]
         .as_array()
         .into_iter()
@@ -387,7 +386,13 @@ pub fn syphus_message(annotation: &Value) -> String {
         };
         let order = rec["worker_arranged_photo_order"]
             .as_i64()
-            .or_else(|| rec["worker_arranged_photo_order"].as_str()?.trim().parse().ok())
+            .or_else(|| {
+                rec["worker_arranged_photo_order"]
+                    .as_str()?
+                    .trim()
+                    .parse()
+                    .ok()
+            })
             .unwrap_or(i64::MAX);
         match stories.iter_mut().find(|(id, _)| *id == story_id) {
             Some((_, s)) => s.push((order, n, sentence)),
@@ -428,7 +433,12 @@ pub fn native(units: &[&Unit]) -> Value {
     let mut annotations = Vec::new();
     for u in units {
         albums.push(u.annotation["album"].clone());
-        images.extend(u.annotation["images"].as_array().cloned().unwrap_or_default());
+        images.extend(
+            u.annotation["images"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default(),
+        );
         annotations.extend(
             u.annotation["annotations"]
                 .as_array()
@@ -540,7 +550,10 @@ mod tests {
         let s = write_corpus(dir.path());
         std::fs::write(dir.path().join("sis.json"), b"{\"albums\": 3}").unwrap();
         let err = scan(&s).err().unwrap().to_string();
-        assert!(err.contains("sis.json") && err.contains("`albums`"), "{err}");
+        assert!(
+            err.contains("sis.json") && err.contains("`albums`"),
+            "{err}"
+        );
         std::fs::write(dir.path().join("sis.json"), b"[]").unwrap();
         let err = scan(&s).err().unwrap().to_string();
         assert!(err.contains("sis.json"), "{err}");
