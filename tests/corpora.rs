@@ -430,3 +430,141 @@ fn dense_captions_from_fixtures() {
         stderr(&o)
     );
 }
+
+#[test]
+fn visual_storytelling_from_fixtures() {
+    let Some(fx) = fixtures() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = dir.path().join("corpus");
+    // The real excerpt plus one malformed story sentence (no photo id).
+    let mut sis = read_json(&fx.join("vist/test.story-in-sequence.excerpt.json"));
+    sis["annotations"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!([{"album_id": "44277", "story_id": "45533", "text": "x"}]));
+    std::fs::create_dir_all(corpus.join("sis")).unwrap();
+    std::fs::write(
+        corpus.join("sis/test.story-in-sequence.json"),
+        serde_json::to_vec_pretty(&sis).unwrap(),
+    )
+    .unwrap();
+    // A real photo stands in for 1741642, in VIST's download layout; 1741587 has no file.
+    copy(
+        &fx.join("coco/images/000000000785.jpg"),
+        &corpus.join("images/test/1741642.jpg"),
+    );
+    let (out, o) = run(
+        dir.path(),
+        "scenario = \"VST\"",
+        "annotations = \"sis/test.story-in-sequence.json\"\nmedia = \"images\"",
+    );
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    let q = query(&out, "VST");
+    assert_eq!(q.len(), 1, "{q:?}");
+    assert_eq!(
+        message(&q, "44277"),
+        "album: A trip to Stevenage\ndescription: I left Stevenage over twenty years ago, having lived there between the ages of 7 and 20. Yesterday (on International Buy Nothing Day!) we returned for a 'Victorian Craft Fair' in the Church above the town Museum. Very strange...\nphoto 1: The venue. (tags: stevenage fairies craftfair xmas 2004)\nstory 45530: The local parish holds a craft show each year.\nstory 45532: It makes them sad."
+    );
+    let ids = check_frames(&out, "VST", &q);
+    assert_eq!(ids, BTreeSet::from(["VST_IMG_1741642".to_string()]));
+    let mut errors: Vec<(String, String)> = rejects(&out, "VST", "scan")
+        .into_iter()
+        .map(|r| {
+            assert!(r.path.ends_with("test.story-in-sequence.json"), "{r:?}");
+            (r.item, r.error)
+        })
+        .collect();
+    errors.sort();
+    assert_eq!(errors.len(), 3, "{errors:?}");
+    assert!(errors[0].0 == "1741587" && errors[0].1.contains("no photo 1741587.jpg"));
+    assert!(errors[1].0 == "72157607155047588" && errors[1].1.contains("no story"));
+    assert!(errors[2].0 == "annotations[2]" && errors[2].1.contains("photo_flickr_id"));
+    let native = read_json(&out.join("VST/syphus/train.story-in-sequence.json"));
+    assert_valid(
+        "syphus_vist.schema.json",
+        &native,
+        "train.story-in-sequence.json",
+    );
+    assert_eq!(native["albums"].as_array().unwrap().len(), 1);
+    assert_eq!(native["images"][0]["id"], "1741642");
+    assert_eq!(native["annotations"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn llava_in_context_from_fixtures() {
+    let Some(fx) = fixtures() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = dir.path().join("corpus");
+    copy(
+        &fx.join("llava/caps_boxes_coco2014_val_80.jsonl"),
+        &corpus.join("caps_boxes_coco2014_val_80.jsonl"),
+    );
+    copy(
+        &fx.join("llava/llava_instruct_150k.first_entry_partial.json"),
+        &corpus.join("llava_instruct_150k.json"),
+    );
+    // The LLaVA-Instruct image has no line in the 80: one written here, and a malformed one.
+    std::fs::write(
+        corpus.join("extra.jsonl"),
+        "{\"id\": \"000000033471\", \"image\": \"000000033471.jpg\", \"captions\": [\"A bus.\"], \"instances\": [{\"category\": \"bus\", \"bbox\": [0.1, 0.2, 0.9, 1.0]}]}\n{\"id\": \"000000000001\", \"image\": \"000000000001.jpg\", \"captions\": \"not a list\"}\n",
+    )
+    .unwrap();
+    // Real COCO pictures stand in for three images, with COCO 2014 and 2017 style names.
+    let img = fx.join("coco/images");
+    copy(
+        &img.join("000000000785.jpg"),
+        &corpus.join("coco/COCO_val2014_000000296284.jpg"),
+    );
+    copy(
+        &img.join("000000040083.jpg"),
+        &corpus.join("coco/000000151358.jpg"),
+    );
+    copy(
+        &img.join("000000196141.jpg"),
+        &corpus.join("coco/COCO_train2014_000000033471.jpg"),
+    );
+    let (out, o) = run(
+        dir.path(),
+        "scenario = \"LA\"",
+        "annotations = [\"caps_boxes_coco2014_val_80.jsonl\", \"extra.jsonl\", \"llava_instruct_150k.json\"]\nmedia = \"coco\"",
+    );
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    let q = query(&out, "LA");
+    let ids: Vec<&str> = q.iter().map(|(i, _)| i.as_str()).collect();
+    assert_eq!(ids, ["000000033471", "000000151358", "000000296284"]);
+    assert_eq!(
+        message(&q, "000000151358"),
+        "captions:\nA newspaper that has sunglasses on top of it sitting in front of books.\nan apple sunglasses books and a teddy bear\nA folded newspaper and sunglasses are on a table with an apple, books, and teddy bear behind.\nAn apple sitting on a table next to sunglasses and a news paper.\nThere are sunglasses laying on the folded newspaper.\ntie: [0.258, 0.074, 0.527, 0.589]\napple: [0.621, 0.482, 0.853, 0.645]\nbook: [0.154, 0.107, 0.275, 0.59]\nbook: [0.535, 0.09, 0.735, 0.583]\nbook: [0.051, 0.112, 0.159, 0.6]\nteddy bear: [0.753, 0.084, 1.0, 0.517]\nbook: [0.681, 0.097, 0.796, 0.483]\nbook: [0.443, 0.099, 0.574, 0.588]\nbook: [0.267, 0.337, 0.386, 0.579]"
+    );
+    assert_eq!(
+        message(&q, "000000033471"),
+        "captions:\nA bus.\nbus: [0.1, 0.2, 0.9, 1.0]"
+    );
+    let ids = check_frames(&out, "LA", &q);
+    assert!(ids.contains("LA_IMG_000000296284"), "{ids:?}");
+    // The LLaVA-Instruct conversation travels with its image's unit.
+    let units = mimicit::tables::read_units(&out.join("LA/units.parquet")).unwrap();
+    let bus = units.iter().find(|u| u.id == "000000033471").unwrap();
+    let turns = &bus.annotation["conversations"][0];
+    assert_eq!(turns.as_array().unwrap().len(), 6);
+    assert_eq!(turns[1]["value"], "The bus in the image is white and red.");
+    let scan_rejects = rejects(&out, "LA", "scan");
+    assert_eq!(
+        scan_rejects.len(),
+        79,
+        "78 images without a file, 1 bad line"
+    );
+    let bad: Vec<_> = scan_rejects
+        .iter()
+        .filter(|r| r.error.contains("malformed"))
+        .collect();
+    assert_eq!(bad.len(), 1);
+    assert!(bad[0].path.ends_with("extra.jsonl:2"), "{:?}", bad[0]);
+    assert!(bad[0].error.contains("captions"), "{:?}", bad[0]);
+    let lines = std::fs::read_to_string(out.join("LA/syphus/caps_boxes.jsonl")).unwrap();
+    assert_eq!(lines.lines().count(), 3);
+    for line in lines.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_valid("syphus_llava.schema.json", &v, "caps_boxes line");
+    }
+}

@@ -56,7 +56,7 @@ fn every_scenario_file_matches_the_schema() {
             n += 1;
         }
     }
-    assert!(n >= 7, "expected the 7 scenario files, found {n}");
+    assert!(n >= 9, "expected the 9 scenario files, found {n}");
 }
 
 #[test]
@@ -121,15 +121,21 @@ fn set_overrides_a_key_and_a_missing_root_is_named() {
 }
 
 #[test]
-fn unbuilt_scenarios_exit_2_with_one_line() {
+fn unbuilt_features_exit_2_with_one_line() {
+    // Every scenario's adapter is built; semantic dedup of a bare folder is not.
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("vst.toml"),
-        "scenario = \"VST\"\n[source]\nroot = \".\"\nannotations = \"a.json\"\n",
-    )
-    .unwrap();
-    std::fs::write(dir.path().join("a.json"), "{}").unwrap();
-    let o = mimicit(dir.path(), &["scan", "vst.toml", "--out", "out"]);
+    std::fs::create_dir_all(dir.path().join("pictures")).unwrap();
+    let o = mimicit(
+        dir.path(),
+        &[
+            "dedup",
+            "pictures",
+            "--out",
+            "d.parquet",
+            "--set",
+            "dedup.semantic=true",
+        ],
+    );
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     let err = stderr(&o);
     assert_eq!(err.trim().lines().count(), 1, "{err}");

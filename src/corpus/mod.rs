@@ -14,9 +14,11 @@ use crate::model::{Reject, Unit};
 pub mod coco;
 pub mod dense_captions;
 pub mod ego4d;
+pub mod llava;
 pub mod scannet;
 pub mod spot_diff;
 pub mod tvc;
+pub mod vist;
 
 /// What a scan found.
 #[derive(Debug, Default)]
@@ -36,9 +38,8 @@ pub fn scan(scenario: &Scenario) -> Result<ScanResult> {
         Code::SN => scannet::scan(scenario),
         Code::E4D => ego4d::scan(scenario),
         Code::TVC => tvc::scan(scenario),
-        other => Err(Error::NotBuilt {
-            what: format!("the corpus adapter for scenario {other}"),
-        }),
+        Code::VST => vist::scan(scenario),
+        Code::LA => llava::scan(scenario),
     }
 }
 
@@ -52,15 +53,12 @@ pub fn syphus_message(code: Code, annotation: &serde_json::Value) -> Result<Stri
         Code::SN => scannet::syphus_message(annotation),
         Code::E4D => ego4d::syphus_message(annotation),
         Code::TVC => tvc::syphus_message(annotation),
-        other => {
-            return Err(Error::NotBuilt {
-                what: format!("Syphus messages for scenario {other}"),
-            })
-        }
+        Code::VST => vist::syphus_message(annotation),
+        Code::LA => llava::syphus_message(annotation),
     })
 }
 
-/// How many annotation items (captions, sentences, descriptions, narrations) an entry holds,
+/// How many annotation items (captions, sentences, descriptions, narrations, stories) an entry holds,
 /// for the metadata summary.
 pub fn annotation_count(code: Code, annotation: &serde_json::Value) -> usize {
     let len = |v: &serde_json::Value| v.as_array().map(Vec::len).unwrap_or(0);
@@ -73,7 +71,8 @@ pub fn annotation_count(code: Code, annotation: &serde_json::Value) -> usize {
             .as_str()
             .map(|s| s.lines().count())
             .unwrap_or(0),
-        Code::VST | Code::LA => 0,
+        Code::VST => vist::story_count(annotation),
+        Code::LA => len(&annotation["record"]["captions"]),
     }
 }
 
@@ -87,6 +86,8 @@ pub fn annotation_count(code: Code, annotation: &serde_json::Value) -> usize {
 /// - SN `scan_info.json`: `{scan_id: {"description": [[object, text], ...]}}`
 /// - E4D `processed_all_anns.json`: `{video: {"clips": [{"clip_id", "start", "end",
 ///   "narrations": [{"time", "text", "object_description"}]}]}}`
+/// - VST `train.story-in-sequence.json`: `{"images", "albums", "annotations"}` of the albums
+/// - LA `caps_boxes.jsonl`: one `{"id", "image", "captions", "instances"}` line per image
 pub fn syphus_native(code: Code, units: &[&Unit]) -> Result<(String, Vec<u8>)> {
     use serde_json::{json, Map, Value};
     let by_id = || -> Map<String, Value> {
@@ -157,11 +158,11 @@ pub fn syphus_native(code: Code, units: &[&Unit]) -> Result<(String, Vec<u8>)> {
                 pretty(&Value::Object(doc)),
             )
         }
-        other => {
-            return Err(Error::NotBuilt {
-                what: format!("the Syphus annotation file for scenario {other}"),
-            })
-        }
+        Code::VST => (
+            "train.story-in-sequence.json".into(),
+            pretty(&vist::native(units)),
+        ),
+        Code::LA => ("caps_boxes.jsonl".into(), llava::native(units)),
     })
 }
 

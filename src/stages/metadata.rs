@@ -5,7 +5,8 @@
 //!   order, `message` being the exact user message Syphus sends for that unit (FORMATS.md §4);
 //! - the scenario's annotation file in the layout Syphus's own loader reads
 //!   (`corpus::syphus_native`: `dense_captions_train.json`, `tvc_train_release.jsonl`,
-//!   `train.json`, `csd_query.json`, `scan_info.json`, `processed_all_anns.json`).
+//!   `train.json`, `csd_query.json`, `scan_info.json`, `processed_all_anns.json`,
+//!   `train.story-in-sequence.json`, `caps_boxes.jsonl`).
 //!
 //! A summary line (units, frames and annotations per unit: min/median/max) goes to stderr.
 

@@ -1,0 +1,561 @@
+//! VST: visual storytelling (VIST). Annotation files: VIST story-in-sequence files
+//! (`sis/train.story-in-sequence.json`, ...), each `{"images": [...], "albums": [...],
+//! "annotations": [[{...}], ...]}`: Flickr photos (`id`, `album_id`, `title`, `tags`), albums
+//! (`id`, `title`, `description`) and story sentences (`story_id`, `album_id`,
+//! `photo_flickr_id`, `worker_arranged_photo_order`, `original_text`, `text`; VIST wraps each
+//! sentence in a one-element list, a bare object is accepted too).
+//!
+//! Media: the photos as VIST's download script lays them out (`images/{split}/{id}.jpg`),
+//! found anywhere under `source.media` as `{photo id}.jpg|.jpeg|.png` (`.png` over `.jpg` over
+//! `.jpeg` when one id has several).
+//!
+//! One unit per album that has at least one story: unit id = the album id, frame ids
+//! `VST_IMG_{photo id}`. The album's photos are the images listed with its `album_id` and the
+//! photos its stories name; they are ordered as the album's first story (in file order)
+//! arranges them (`worker_arranged_photo_order`), then the others by id (numerically when both
+//! ids are numbers). A photo without a file is rejected and the album keeps its other photos;
+//! an album with no photo file at all is rejected; so are malformed records, albums without a
+//! story, and stories of albums no `albums` list has.
+//!
+//! Syphus entry: `{"album": record, "photos": [photo id, ...] (unit order), "images": [image
+//! records of those photos], "annotations": [[sentence record], ...] (the album's stories)}`,
+//! the records as the file gives them. Message (one line each):
+//! ```text
+//! album: {album title}
+//! description: {album description}
+//! photo 1: {photo title} (tags: {tags})
+//! photo 2: ...
+//! story {story_id}: {sentence} {sentence} ...
+//! ```
+//! Photos are numbered from 1 in frame order; the title is left out when empty, the tags part
+//! when there are no tags. A story's sentences are its `original_text`s (`text` when there is
+//! none), trimmed, in `worker_arranged_photo_order`; stories in file order.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::{json, Value};
+
+use super::{index_images, media_rel, ScanResult};
+use crate::config::Scenario;
+use crate::error::Result;
+use crate::model::{ImageItem, Reject, Unit, UnitMedia};
+
+const STAGE: &str = "scan";
+
+/// One story sentence, checked.
+struct Sentence {
+    story_id: String,
+    album_id: String,
+    photo_id: String,
+    order: i64,
+    record: Value,
+}
+
+/// What the files say about one album.
+#[derive(Default)]
+struct Album {
+    record: Option<Value>,
+    /// The file that listed it (or first named it).
+    source: String,
+    /// Photo id -> its image record, if the images list has one.
+    images: BTreeMap<String, Option<Value>>,
+    sentences: Vec<Sentence>,
+}
+
+pub fn scan(scenario: &Scenario) -> Result<ScanResult> {
+    let files = index_images(&scenario.media)?;
+    let media = media_rel(scenario);
+    let mut result = ScanResult::default();
+    let mut albums: BTreeMap<String, Album> = BTreeMap::new();
+    for file in &scenario.annotations {
+        let file_name = file.display().to_string();
+        let doc = super::read_json_object(
+            file,
+            "a VIST story-in-sequence object {\"images\", \"albums\", \"annotations\"}",
+        )?;
+        let mut reject = |item: String, error: String| {
+            result.rejects.push(Reject {
+                stage: STAGE.into(),
+                item,
+                path: file_name.clone(),
+                error,
+            })
+        };
+        let list = |key: &str| -> std::result::Result<Vec<Value>, String> {
+            match doc.get(key) {
+                None => Ok(Vec::new()),
+                Some(Value::Array(v)) => Ok(v.clone()),
+                Some(_) => Err(format!("`{key}` is not a list")),
+            }
+        };
+        let (album_recs, image_recs, ann_recs) =
+            match (list("albums"), list("images"), list("annotations")) {
+                (Ok(a), Ok(i), Ok(n)) => (a, i, n),
+                (a, i, n) => {
+                    let e = [a.err(), i.err(), n.err()]
+                        .into_iter()
+                        .flatten()
+                        .collect::<Vec<_>>()
+                        .join("; ");
+                    return Err(crate::error::Error::Json {
+                        path: file.to_path_buf(),
+                        message: format!("not a VIST story-in-sequence file: {e}"),
+                    });
+                }
+            };
+        for (n, rec) in album_recs.into_iter().enumerate() {
+            let Some(id) = id_field(&rec, "id") else {
+                reject(
+                    format!("albums[{n}]"),
+                    "malformed album: `id` missing or not a string".into(),
+                );
+                continue;
+            };
+            let album = albums.entry(id.clone()).or_default();
+            if album.record.is_some() {
+                reject(
+                    id.clone(),
+                    format!("duplicate album {id}: the first record is kept"),
+                );
+                continue;
+            }
+            album.record = Some(rec);
+            album.source = file_name.clone();
+        }
+        for (n, rec) in image_recs.into_iter().enumerate() {
+            let (Some(id), Some(album_id)) = (id_field(&rec, "id"), id_field(&rec, "album_id"))
+            else {
+                reject(
+                    format!("images[{n}]"),
+                    "malformed image: `id` or `album_id` missing or not a string".into(),
+                );
+                continue;
+            };
+            if let Err(e) = check_photo_id(&id) {
+                reject(format!("images[{n}]"), format!("malformed image: {e}"));
+                continue;
+            }
+            let album = albums.entry(album_id).or_default();
+            if album.source.is_empty() {
+                album.source = file_name.clone();
+            }
+            album.images.entry(id).or_insert(None).get_or_insert(rec);
+        }
+        for (n, rec) in ann_recs.into_iter().enumerate() {
+            let rec = match rec {
+                Value::Array(mut v) if v.len() == 1 => v.remove(0),
+                other => other,
+            };
+            match parse_sentence(rec) {
+                Ok(s) => {
+                    let album = albums.entry(s.album_id.clone()).or_default();
+                    if album.source.is_empty() {
+                        album.source = file_name.clone();
+                    }
+                    album.images.entry(s.photo_id.clone()).or_insert(None);
+                    album.sentences.push(s);
+                }
+                Err(e) => reject(
+                    format!("annotations[{n}]"),
+                    format!("malformed annotation: {e}"),
+                ),
+            }
+        }
+    }
+    let mut annotated: BTreeSet<&str> = BTreeSet::new();
+    for (album_id, album) in &albums {
+        let reject = |error: String| Reject {
+            stage: STAGE.into(),
+            item: album_id.clone(),
+            path: album.source.clone(),
+            error,
+        };
+        annotated.extend(album.images.keys().map(String::as_str));
+        let Some(record) = &album.record else {
+            result.rejects.push(reject(format!(
+                "album {album_id} is named by {} image(s) and {} story sentence(s) but no `albums` list has it",
+                album.images.values().filter(|r| r.is_some()).count(),
+                album.sentences.len()
+            )));
+            continue;
+        };
+        if album.sentences.is_empty() {
+            result.rejects.push(reject(format!(
+                "album {album_id} has no story-in-sequence annotation"
+            )));
+            continue;
+        }
+        let mut photos = Vec::new();
+        for photo in photo_order(album) {
+            if files.contains_key(&photo) {
+                photos.push(photo);
+            } else {
+                result.rejects.push(Reject {
+                    stage: STAGE.into(),
+                    item: photo.clone(),
+                    path: album.source.clone(),
+                    error: format!(
+                        "no photo {photo}.jpg|.jpeg|.png of album {album_id} under {}; the album keeps its other photos",
+                        scenario.media.display()
+                    ),
+                });
+            }
+        }
+        if photos.is_empty() {
+            result.rejects.push(reject(format!(
+                "album {album_id}: none of its {} photo(s) has a file under {}",
+                album.images.len(),
+                scenario.media.display()
+            )));
+            continue;
+        }
+        let images: Vec<Value> = photos
+            .iter()
+            .filter_map(|p| album.images[p].clone())
+            .collect();
+        let annotations: Vec<Value> = album
+            .sentences
+            .iter()
+            .map(|s| Value::Array(vec![s.record.clone()]))
+            .collect();
+        result.units.push(Unit {
+            id: album_id.clone(),
+            media: UnitMedia::Images {
+                items: photos
+                    .iter()
+                    .map(|p| ImageItem {
+                        path: media.join(&files[p]),
+                        key: p.clone(),
+                    })
+                    .collect(),
+            },
+            times: Vec::new(),
+            annotation: json!({
+                "album": record,
+                "photos": photos,
+                "images": images,
+                "annotations": annotations,
+            }),
+        });
+    }
+    result.unannotated = files
+        .keys()
+        .filter(|k| !annotated.contains(k.as_str()))
+        .count() as u64;
+    result.units.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(result)
+}
+
+/// The album's photos: its first story's, in `worker_arranged_photo_order`, then the others by
+/// id.
+fn photo_order(album: &Album) -> Vec<String> {
+    let mut order = Vec::new();
+    if let Some(first) = album.sentences.first() {
+        for s in story(album, &first.story_id) {
+            if !order.contains(&s.photo_id) {
+                order.push(s.photo_id.clone());
+            }
+        }
+    }
+    let mut rest: Vec<&String> = album.images.keys().filter(|p| !order.contains(p)).collect();
+    rest.sort_by(|a, b| id_cmp(a, b));
+    order.extend(rest.into_iter().cloned());
+    order
+}
+
+/// The sentences of one story, in `worker_arranged_photo_order` (file order on ties).
+fn story<'a>(album: &'a Album, story_id: &str) -> Vec<&'a Sentence> {
+    let mut v: Vec<&Sentence> = album
+        .sentences
+        .iter()
+        .filter(|s| s.story_id == story_id)
+        .collect();
+    v.sort_by_key(|s| s.order);
+    v
+}
+
+/// Numeric order when both ids are numbers, else string order.
+fn id_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    match (a.parse::<u128>(), b.parse::<u128>()) {
+        (Ok(x), Ok(y)) => x.cmp(&y).then_with(|| a.cmp(b)),
+        _ => a.cmp(b),
+    }
+}
+
+/// A string field, or a number written as a string (VIST ids are strings; some tools rewrite
+/// them as numbers); trimmed, non-empty.
+fn id_field(rec: &Value, key: &str) -> Option<String> {
+    match &rec[key] {
+        Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn check_photo_id(id: &str) -> std::result::Result<(), String> {
+    if id.contains(['/', '\\']) || id.starts_with('.') {
+        return Err(format!("photo id {id:?} is not a file stem"));
+    }
+    Ok(())
+}
+
+fn parse_sentence(record: Value) -> std::result::Result<Sentence, String> {
+    if !record.is_object() {
+        return Err("not an object (or a one-object list)".into());
+    }
+    let field =
+        |key: &str| id_field(&record, key).ok_or(format!("`{key}` missing or not a string"));
+    let story_id = field("story_id")?;
+    let album_id = field("album_id")?;
+    let photo_id = field("photo_flickr_id")?;
+    check_photo_id(&photo_id)?;
+    let order = match &record["worker_arranged_photo_order"] {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+    .ok_or("`worker_arranged_photo_order` missing or not an integer")?;
+    if sentence_text(&record).is_none() {
+        return Err("neither `original_text` nor `text` is a string".into());
+    }
+    Ok(Sentence {
+        story_id,
+        album_id,
+        photo_id,
+        order,
+        record,
+    })
+}
+
+/// `original_text`, or `text` when that is missing or empty; trimmed.
+fn sentence_text(record: &Value) -> Option<String> {
+    let get = |k: &str| record[k].as_str().map(|s| s.trim().to_string());
+    match get("original_text") {
+        Some(s) if !s.is_empty() => Some(s),
+        orig => get("text").or(orig),
+    }
+}
+
+/// Syphus's VST message for an album entry (see the module documentation).
+pub fn syphus_message(annotation: &Value) -> String {
+    let album = &annotation["album"];
+    let text = |v: &Value, k: &str| v[k].as_str().unwrap_or_default().trim().to_string();
+    let mut lines = vec![
+        format!("album: {}", text(album, "title")),
+        format!("description: {}", text(album, "description")),
+    ];
+    let images: BTreeMap<String, &Value> = annotation["images"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| Some((id_field(r, "id")?, r)))
+        .collect();
+    let photos = annotation["photos"].as_array().cloned().unwrap_or_default();
+    for (i, photo) in photos.iter().enumerate() {
+        let mut line = format!("photo {}:", i + 1);
+        if let Some(rec) = photo.as_str().and_then(|p| images.get(p)) {
+            let title = text(rec, "title");
+            if !title.is_empty() {
+                line.push(' ');
+                line.push_str(&title);
+            }
+            let tags = text(rec, "tags");
+            if !tags.is_empty() {
+                line.push_str(&format!(" (tags: {tags})"));
+            }
+        }
+        lines.push(line);
+    }
+    // Stories in file order, sentences in worker_arranged_photo_order.
+    // (story id, [(photo order, position in the entry, sentence)])
+    type Story = (String, Vec<(i64, usize, String)>);
+    let mut stories: Vec<Story> = Vec::new();
+    for (n, rec) in annotation["annotations"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        let rec = match rec {
+            Value::Array(v) if v.len() == 1 => &v[0],
+            other => other,
+        };
+        let (Some(story_id), Some(sentence)) = (id_field(rec, "story_id"), sentence_text(rec))
+        else {
+            continue;
+        };
+        let order = rec["worker_arranged_photo_order"]
+            .as_i64()
+            .or_else(|| {
+                rec["worker_arranged_photo_order"]
+                    .as_str()?
+                    .trim()
+                    .parse()
+                    .ok()
+            })
+            .unwrap_or(i64::MAX);
+        match stories.iter_mut().find(|(id, _)| *id == story_id) {
+            Some((_, s)) => s.push((order, n, sentence)),
+            None => stories.push((story_id, vec![(order, n, sentence)])),
+        }
+    }
+    for (story_id, mut sentences) in stories {
+        sentences.sort();
+        let body: Vec<String> = sentences
+            .into_iter()
+            .map(|(_, _, s)| s)
+            .filter(|s| !s.is_empty())
+            .collect();
+        lines.push(format!("story {story_id}: {}", body.join(" ")));
+    }
+    lines.join("\n")
+}
+
+/// How many stories an entry holds.
+pub fn story_count(annotation: &Value) -> usize {
+    annotation["annotations"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| {
+            let r = r.as_array().and_then(|v| v.first()).unwrap_or(r);
+            id_field(r, "story_id")
+        })
+        .collect::<BTreeSet<_>>()
+        .len()
+}
+
+/// `train.story-in-sequence.json` restricted to the given units: their albums, the image
+/// records of their photos and their stories, in unit order.
+pub fn native(units: &[&Unit]) -> Value {
+    let mut albums = Vec::new();
+    let mut images = Vec::new();
+    let mut annotations = Vec::new();
+    for u in units {
+        albums.push(u.annotation["album"].clone());
+        images.extend(
+            u.annotation["images"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default(),
+        );
+        annotations.extend(
+            u.annotation["annotations"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default(),
+        );
+    }
+    json!({"images": images, "albums": albums, "annotations": annotations})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn sentence(story: &str, photo: &str, order: i64, text: &str) -> Value {
+        json!([{"album_id": "7", "story_id": story, "photo_flickr_id": photo,
+                "worker_arranged_photo_order": order, "original_text": text,
+                "text": text.to_lowercase(), "tier": "story-in-sequence"}])
+    }
+
+    fn write_corpus(dir: &Path) -> Scenario {
+        let media = dir.join("images/train");
+        std::fs::create_dir_all(&media).unwrap();
+        for f in ["10.jpg", "11.png", "12.jpg", "13.jpeg", "99.jpg"] {
+            std::fs::write(media.join(f), b"x").unwrap();
+        }
+        let doc = json!({
+            "images": [
+                {"id": "10", "album_id": "7", "title": "Gate", "tags": "park gate"},
+                {"id": "11", "album_id": "7", "title": "", "tags": ""},
+                {"id": "12", "album_id": "7", "title": "Lake", "tags": ""},
+                {"id": "13", "album_id": "7", "title": "Dog", "tags": "dog"},
+                {"id": "14", "album_id": "7", "title": "Gone", "tags": ""},
+                {"id": "20", "album_id": "8", "title": "Nothing here"},
+                {"album_id": "8"}
+            ],
+            "albums": [
+                {"id": "7", "title": "A day out ", "description": "In the park."},
+                {"id": "8", "title": "Empty", "description": ""},
+                {"id": "9", "title": "No story", "description": ""}
+            ],
+            "annotations": [
+                sentence("100", "12", 1, "Then the lake."),
+                sentence("100", "10", 0, " We went in. "),
+                sentence("101", "13", 0, "A dog."),
+                [{"album_id": "7", "story_id": "101"}],
+                [{"album_id": "8", "story_id": "200", "photo_flickr_id": "20",
+                  "worker_arranged_photo_order": 0, "text": "nothing"}]
+            ]
+        });
+        std::fs::write(dir.join("sis.json"), doc.to_string()).unwrap();
+        crate::corpus::tests::scenario(dir, "VST", &["sis.json"], "images", "")
+    }
+
+    #[test]
+    fn albums_photos_messages_and_rejects() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = scan(&write_corpus(dir.path())).unwrap();
+        let ids: Vec<&str> = r.units.iter().map(|u| u.id.as_str()).collect();
+        assert_eq!(ids, ["7"]);
+        let UnitMedia::Images { items } = &r.units[0].media else {
+            panic!()
+        };
+        let keys: Vec<&str> = items.iter().map(|i| i.key.as_str()).collect();
+        // The first story's order (10, 12), then the others by id; 14 has no file.
+        assert_eq!(keys, ["10", "12", "11", "13"]);
+        assert!(items[2].path.ends_with("images/train/11.png"));
+        assert_eq!(
+            syphus_message(&r.units[0].annotation),
+            "album: A day out\ndescription: In the park.\nphoto 1: Gate (tags: park gate)\nphoto 2: Lake\nphoto 3:\nphoto 4: Dog (tags: dog)\nstory 100: We went in. Then the lake.\nstory 101: A dog."
+        );
+        assert_eq!(story_count(&r.units[0].annotation), 2);
+        let errors: Vec<(&str, &str)> = r
+            .rejects
+            .iter()
+            .map(|r| (r.item.as_str(), r.error.as_str()))
+            .collect();
+        assert_eq!(errors.len(), 6, "{errors:?}");
+        assert!(errors
+            .iter()
+            .any(|(i, e)| *i == "images[6]" && e.contains("malformed image")));
+        assert!(errors
+            .iter()
+            .any(|(i, e)| *i == "annotations[3]" && e.contains("photo_flickr_id")));
+        assert!(errors
+            .iter()
+            .any(|(i, e)| *i == "14" && e.contains("no photo 14.jpg")));
+        assert!(errors
+            .iter()
+            .any(|(i, e)| *i == "20" && e.contains("of album 8")));
+        assert!(errors
+            .iter()
+            .any(|(i, e)| *i == "8" && e.contains("none of its 1 photo")));
+        assert!(errors
+            .iter()
+            .any(|(i, e)| *i == "9" && e.contains("no story-in-sequence")));
+        assert!(r.rejects.iter().all(|r| r.path.ends_with("sis.json")));
+        assert_eq!(r.unannotated, 1, "99.jpg");
+        let native = native(&r.units.iter().collect::<Vec<_>>());
+        assert_eq!(native["albums"][0]["id"], "7");
+        assert_eq!(native["images"].as_array().unwrap().len(), 4);
+        assert_eq!(native["annotations"].as_array().unwrap().len(), 3);
+    }
+
+    #[test]
+    fn malformed_file_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = write_corpus(dir.path());
+        std::fs::write(dir.path().join("sis.json"), b"{\"albums\": 3}").unwrap();
+        let err = scan(&s).err().unwrap().to_string();
+        assert!(
+            err.contains("sis.json") && err.contains("`albums`"),
+            "{err}"
+        );
+        std::fs::write(dir.path().join("sis.json"), b"[]").unwrap();
+        let err = scan(&s).err().unwrap().to_string();
+        assert!(err.contains("sis.json"), "{err}");
+    }
+}
