@@ -188,7 +188,7 @@ fn semantic(
             .iter()
             .flat_map(|&i| vectors[&order[i].image_id].iter().copied())
             .collect();
-        let found = features::knn::neighbours(&flat, dim, k, band, device)?;
+        let found = features::knn::neighbours_at_scale(&flat, dim, k, band, device)?;
         for (local, ns) in found.into_iter().enumerate() {
             neighbours[members[local]] = ns
                 .into_iter()

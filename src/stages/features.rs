@@ -198,7 +198,7 @@ fn write_pairs(
     band: (f32, f32),
     device: DeviceSpec,
 ) -> Result<()> {
-    let found = features::knn::neighbours(vectors, dim, k, band, device)?;
+    let found = features::knn::neighbours_at_scale(vectors, dim, k, band, device)?;
     let mut rows = Vec::new();
     for (i, ns) in found.iter().enumerate() {
         for (rank, n) in ns.iter().enumerate() {

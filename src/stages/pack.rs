@@ -425,7 +425,8 @@ fn visual_neighbours(
         }
     }
     let device = super::features::device(ctx)?;
-    let found = crate::features::knn::neighbours(&means, dim.max(1), k, (-1.0, 1.0), device)?;
+    let found =
+        crate::features::knn::neighbours_at_scale(&means, dim.max(1), k, (-1.0, 1.0), device)?;
     Ok(ids
         .iter()
         .zip(found)
