@@ -22,6 +22,7 @@ pub mod config;
 pub mod corpus;
 pub mod dedup;
 pub mod error;
+pub mod faults;
 pub mod features;
 pub mod frames;
 pub mod imaging;

@@ -138,8 +138,10 @@ pub fn run(scenario: &Scenario, out: &Path, opts: &RunOptions) -> Result<RunSumm
     let out = std::fs::canonicalize(out).map_err(|e| Error::io(out, e))?;
     let code = scenario.code.as_str();
     let dir = out.join(code);
+    // Leftovers of a run that was killed while writing: never outputs, and a finished run has
+    // none, so a resumed run must not keep them either.
     crate::atomic::clean_temps(&out)?;
-    crate::atomic::clean_temps(&dir)?;
+    crate::atomic::clean_temps_recursive(&dir)?;
     let mut manifest = Manifest::load(&out)?;
     let mut summary = RunSummary::default();
     let mut stages = opts.stages.clone();
@@ -204,6 +206,7 @@ pub fn run(scenario: &Scenario, out: &Path, opts: &RunOptions) -> Result<RunSumm
                 continue;
             }
         }
+        crate::faults::enter_stage(Some(stage.name()));
         // Whatever ran after this stage was built on the old output.
         for later in Stage::ALL.iter().filter(|s| **s > stage) {
             manifest.clear_stage(code, later.name());
@@ -245,6 +248,7 @@ pub fn run(scenario: &Scenario, out: &Path, opts: &RunOptions) -> Result<RunSumm
             note: String::new(),
         });
     }
+    crate::faults::enter_stage(None);
     write_timings(&dir, &summary)?;
     if manifest
         .scenarios

@@ -2,6 +2,7 @@
 
 mod corpora;
 mod pack;
+mod resume;
 mod util;
 
 use util::*;
