@@ -35,5 +35,6 @@ pub mod stages;
 pub mod tables;
 pub mod verify;
 pub mod video;
+pub mod watchdog;
 
 pub use error::{Error, Result};

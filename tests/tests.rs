@@ -1,5 +1,6 @@
 //! Integration tests: the CLI driven as a user would, in temp folders.
 
+mod bad_inputs;
 mod corpora;
 mod pack;
 mod resume;

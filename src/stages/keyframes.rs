@@ -21,6 +21,7 @@ use crate::model::{FrameRecord, Reject, RgbFrame, Unit, UnitMedia};
 use crate::pipeline::{StageContext, StageOutput};
 use crate::progress::Progress;
 use crate::video::{self, Sampling};
+use crate::watchdog::Watchdog;
 
 const STAGE: &str = "keyframes";
 
@@ -40,14 +41,17 @@ pub fn run(ctx: &StageContext) -> Result<StageOutput> {
     std::fs::create_dir_all(&journal).map_err(|e| Error::io(&journal, e))?;
     crate::atomic::clean_temps(&journal)?;
     let progress = Progress::new(ctx.progress, STAGE, units.len() as u64);
+    let watchdog = Watchdog::start(STAGE, crate::watchdog::DEFAULT_AFTER);
     let results: Vec<UnitResult> = units
         .par_iter()
         .map(|unit| {
+            let _running = watchdog.track(&format!("unit {} ({})", unit.id, media_path(unit)));
             let r = process_or_resume(ctx, &journal, unit);
             progress.inc(1);
             r
         })
         .collect::<Result<_>>()?;
+    drop(watchdog);
     progress.finish();
 
     let mut frames = Vec::new();
@@ -118,18 +122,22 @@ fn process_or_resume(ctx: &StageContext, journal: &Path, unit: &Unit) -> Result<
 }
 
 fn reject(unit: &Unit, error: String) -> Reject {
-    let path = match &unit.media {
+    Reject {
+        stage: STAGE.into(),
+        item: unit.id.clone(),
+        path: media_path(unit),
+        error,
+    }
+}
+
+/// The unit's video, or its first picture, relative to the corpus root.
+fn media_path(unit: &Unit) -> String {
+    match &unit.media {
         UnitMedia::Video { path, .. } => path.display().to_string(),
         UnitMedia::Images { items } => items
             .first()
             .map(|i| i.path.display().to_string())
             .unwrap_or_default(),
-    };
-    Reject {
-        stage: STAGE.into(),
-        item: unit.id.clone(),
-        path,
-        error,
     }
 }
 
