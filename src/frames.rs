@@ -140,33 +140,6 @@ fn video_keys(input: &Path, videos: &[PathBuf]) -> Vec<String> {
     keys
 }
 
-#[cfg(test)]
-mod tests {
-    use std::path::{Path, PathBuf};
-
-    #[test]
-    fn keys_never_collide() {
-        let input = Path::new("/in");
-        let videos: Vec<PathBuf> = [
-            "/in/a.mp4",
-            "/in/c.mkv",
-            "/in/c.mp4",
-            "/in/x/b.mp4",
-            "/in/x_b.mp4",
-            "/in/y/b.mp4",
-        ]
-        .iter()
-        .map(PathBuf::from)
-        .collect();
-        let keys = super::video_keys(input, &videos);
-        assert_eq!(
-            keys,
-            ["a", "c.mkv", "c.mp4", "x_b.mp4", "x_b.mp4~2", "y_b"],
-            "{keys:?}"
-        );
-    }
-}
-
 fn extract_one(
     req: &FramesRequest,
     path: &Path,
@@ -229,4 +202,31 @@ fn extract_one(
         );
     }
     Ok(records)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+
+    #[test]
+    fn keys_never_collide() {
+        let input = Path::new("/in");
+        let videos: Vec<PathBuf> = [
+            "/in/a.mp4",
+            "/in/c.mkv",
+            "/in/c.mp4",
+            "/in/x/b.mp4",
+            "/in/x_b.mp4",
+            "/in/y/b.mp4",
+        ]
+        .iter()
+        .map(PathBuf::from)
+        .collect();
+        let keys = super::video_keys(input, &videos);
+        assert_eq!(
+            keys,
+            ["a", "c.mkv", "c.mp4", "x_b.mp4", "x_b.mp4~2", "y_b"],
+            "{keys:?}"
+        );
+    }
 }

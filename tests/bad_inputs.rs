@@ -75,7 +75,7 @@ fn ffmpeg(out: &Path, args: &[&str]) -> PathBuf {
 fn clip(out: &Path, seconds: u32, extra: &[&str]) -> PathBuf {
     let src = format!("testsrc=size=64x48:rate=10:duration={seconds}");
     let mut args = vec!["-f", "lavfi", "-i", &src, "-g", "5"];
-    if !extra.iter().any(|a| *a == "-pix_fmt") {
+    if !extra.contains(&"-pix_fmt") {
         args.extend(["-pix_fmt", "yuv420p"]);
     }
     args.extend(extra);

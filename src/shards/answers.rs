@@ -62,7 +62,7 @@ pub fn parse_answers(path: &Path, bytes: &[u8]) -> Result<(Vec<Answer>, Vec<Reje
     let mut answers = Vec::new();
     let mut rejects = Vec::new();
     if text.trim_start().starts_with('[') {
-        let entries: Vec<Value> = serde_json::from_str(&text).map_err(|e| Error::Json {
+        let entries: Vec<Value> = serde_json::from_str(text).map_err(|e| Error::Json {
             path: path.to_path_buf(),
             message: format!("not a valid JSON list of answers: {e}"),
         })?;
