@@ -26,6 +26,7 @@ pub mod faults;
 pub mod features;
 pub mod frames;
 pub mod imaging;
+pub mod journal;
 pub mod manifest;
 pub mod model;
 pub mod pipeline;

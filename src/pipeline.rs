@@ -82,7 +82,8 @@ pub struct StageContext<'a> {
     /// This scenario's folder, `OUT/{CODE}`.
     pub dir: PathBuf,
     pub progress: ProgressMode,
-    /// Hash of this stage's settings, for per-item journals.
+    /// Hash of this stage's settings and inputs, for per-item journals: an entry made with
+    /// other settings or from other inputs never counts as finished work.
     pub config_hash: String,
 }
 
@@ -220,7 +221,7 @@ pub fn run(scenario: &Scenario, out: &Path, opts: &RunOptions) -> Result<RunSumm
             out: &out,
             dir: dir.clone(),
             progress: opts.progress,
-            config_hash: config_hash.clone(),
+            config_hash: manifest::hash_str(&format!("{config_hash} {input_hash}")),
         };
         let mut output = stages::run(stage, &ctx)?;
         for r in &output.rejects {

@@ -24,6 +24,10 @@ fn plant_leftovers(out: &Path) {
 }
 
 fn run_with(dir: &Path, env: &[(&str, &str)]) -> std::process::Output {
+    run_with_args(dir, env, &[])
+}
+
+fn run_with_args(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> std::process::Output {
     let mut cmd = Command::new(binary());
     cmd.args([
         "run",
@@ -32,6 +36,7 @@ fn run_with(dir: &Path, env: &[(&str, &str)]) -> std::process::Output {
         "out",
         "--progress=none",
     ])
+    .args(args)
     .current_dir(dir)
     .env_remove("MIMICIT_LOG")
     .env_remove(mimicit::faults::ENV);
@@ -94,7 +99,8 @@ fn reference() -> Vec<(PathBuf, Vec<u8>)> {
 fn aborted_at_every_kind_of_point_the_next_run_ends_identical() {
     let reference = reference();
     // Write counts per stage, the manifest saves included: scan 4, keyframes ~27 (frames and
-    // per-unit journal entries), dedup 4, metadata 5, pack 9.
+    // per-unit journal entries), dedup 4, metadata 5, pack 12 (the images part, the
+    // instructions, two shards, each with its journal entry, the index).
     for point in [
         "scan:1",
         "scan:2",
@@ -108,6 +114,7 @@ fn aborted_at_every_kind_of_point_the_next_run_ends_identical() {
         "pack:2",
         "pack:5",
         "pack:8",
+        "pack:11",
     ] {
         let dir = tempfile::tempdir().unwrap();
         copy_demo(dir.path());
@@ -170,4 +177,47 @@ fn killed_after_a_delay_the_next_run_ends_identical() {
     }
     // A kill that came after the run had finished proves nothing: most must have hit a run.
     assert!(killed >= 2, "only {killed} kills landed during a run");
+}
+
+#[test]
+fn parts_packed_before_a_crash_are_kept_not_rewritten() {
+    use std::os::unix::fs::MetadataExt;
+    // Small parts: the demo's images fill several.
+    let small = ["--set", "pack.max_part_bytes=200000"];
+    let clean = tempfile::tempdir().unwrap();
+    copy_demo(clean.path());
+    let o = run_with_args(clean.path(), &[], &small);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let reference = snapshot(&clean.path().join("out"));
+    let parts: Vec<PathBuf> = reference
+        .iter()
+        .map(|(f, _)| f.clone())
+        .filter(|f| {
+            f.to_string_lossy().contains("-of-") && f.extension().is_some_and(|e| e == "parquet")
+        })
+        .collect();
+    assert!(parts.len() >= 3, "{parts:?}");
+
+    let dir = tempfile::tempdir().unwrap();
+    copy_demo(dir.path());
+    // Pack writes: the manifest, then per part its parquet, instructions, train and journal
+    // entry: the 9th write finishes the second part.
+    let o = run_with_args(dir.path(), &[(mimicit::faults::ENV, "pack:9")], &small);
+    assert_eq!(o.status.signal(), Some(6), "{}", stderr(&o));
+    let out = dir.path().join("out");
+    let inode = |f: &Path| std::fs::metadata(out.join(f)).unwrap().ino();
+    let before: Vec<u64> = parts[..2].iter().map(|f| inode(f)).collect();
+    assert!(
+        !out.join(&parts[2]).exists(),
+        "the third part was not written yet"
+    );
+    let o = run_with_args(dir.path(), &[], &small);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let after: Vec<u64> = parts[..2].iter().map(|f| inode(f)).collect();
+    assert_eq!(before, after, "finished parts were written again");
+    assert_same_files(&reference, &snapshot(&out));
+    assert!(
+        !out.join("DC/journal").exists(),
+        "the journal outlived the stage"
+    );
 }
