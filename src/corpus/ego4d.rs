@@ -284,6 +284,27 @@ mod tests {
         assert!(clips(&[n(1e300)], &cfg(30.0, None, false)).is_empty());
     }
 
+    /// The input `cargo fuzz run corpus_e4d` found (also a seed in `fuzz/seeds/corpus_e4d/`): a 65-digit
+    /// `timestamp_sec` overflowed the clip walk.
+    #[test]
+    fn fuzzed_overflowing_timestamp_is_a_malformed_narration() {
+        let doc: Value = serde_json::from_str(
+            r##"{"a": {"narration_pass_1": {"narrations": [{"timestampxt": "#C C opens the door", "annotation_uid": "u1"}, {"timestamp_sec": 40111111111111111111111111111111111111111111111111111111111111111.2,"narration_text": "  C#Cpicks a cup #unsure"}]}, "narration_pass_2": {"narrations": []}},
+ "mp_sec": 3, "narb": {"narrations": [{"timestamp_sec": 3, "narration_text": "#O a man 2waves"}, {"timestamp_sec": -1, "narration_text": "bad"}]}}"##,
+        )
+        .unwrap();
+        let cfg = cfg(30.0, None, false);
+        let (good, bad) = parse_video(&doc["a"], &cfg).unwrap();
+        assert!(good.is_empty(), "{good:?}");
+        assert_eq!(bad.len(), 2, "{bad:?}");
+        assert!(
+            bad.iter().all(|(_, e)| e.contains("timestamp_sec")),
+            "{bad:?}"
+        );
+        let (good, _) = parse_video(&doc["narb"], &cfg).unwrap();
+        assert_eq!(clips(&good, &cfg).len(), 1);
+    }
+
     #[test]
     fn windows_side_by_side_and_overlapping() {
         let ns = [n(0.0), n(4.5), n(10.0), n(31.0)];
