@@ -42,6 +42,7 @@ pub fn write_with(path: &Path, fill: impl FnOnce(&mut File) -> io::Result<()>) -
         return Err(crate::Error::io(path, e));
     }
     sync_dir(&dir);
+    crate::faults::file_written(path);
     Ok(())
 }
 
@@ -68,22 +69,46 @@ fn temp_name(path: &Path) -> PathBuf {
 
 /// Removes temporary files a killed writer left in `dir` (not recursive).
 pub fn clean_temps(dir: &Path) -> Result<usize> {
+    clean(dir, false)
+}
+
+/// Removes temporary files a killed writer left anywhere under `dir` (the frame store's
+/// subfolders, `syphus/`, `rejects/`, `wds/`, ...), so that a resumed run ends with exactly the
+/// files of an uninterrupted one. Symlinked folders are not followed.
+pub fn clean_temps_recursive(dir: &Path) -> Result<usize> {
+    clean(dir, true)
+}
+
+fn clean(dir: &Path, recursive: bool) -> Result<usize> {
     let mut removed = 0;
-    let entries = match fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
-        Err(e) => return Err(crate::Error::io(dir, e)),
-    };
-    for entry in entries {
-        let entry = entry.at(dir)?;
-        let name = entry.file_name();
-        let name = name.to_string_lossy();
-        if name.starts_with('.') && name.contains(".tmp-") {
-            fs::remove_file(entry.path()).at(entry.path())?;
-            removed += 1;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let entries = match fs::read_dir(&d) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(crate::Error::io(&d, e)),
+        };
+        for entry in entries {
+            let entry = entry.at(&d)?;
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            let kind = entry.file_type().at(entry.path())?;
+            if kind.is_dir() {
+                if recursive {
+                    stack.push(entry.path());
+                }
+            } else if is_temp_name(&name) {
+                fs::remove_file(entry.path()).at(entry.path())?;
+                removed += 1;
+            }
         }
     }
     Ok(removed)
+}
+
+/// Whether a file name is one [`temp_name`] makes.
+pub fn is_temp_name(name: &str) -> bool {
+    name.starts_with('.') && name.contains(".tmp-")
 }
 
 fn sync_dir(dir: &Path) {
@@ -137,6 +162,19 @@ mod tests {
         assert_eq!(clean_temps(dir.path()).unwrap(), 1);
         assert!(dir.path().join("x.parquet").exists());
         assert_eq!(clean_temps(&dir.path().join("missing")).unwrap(), 0);
+    }
+
+    #[test]
+    fn recursive_clean_reaches_subfolders_only_when_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        let sub = dir.path().join("frames/ab");
+        fs::create_dir_all(&sub).unwrap();
+        fs::write(sub.join(".abc.png.tmp-99-3"), b"half").unwrap();
+        fs::write(sub.join("abc.png"), b"whole").unwrap();
+        assert_eq!(clean_temps(dir.path()).unwrap(), 0);
+        assert_eq!(clean_temps_recursive(dir.path()).unwrap(), 1);
+        assert_eq!(fs::read_dir(&sub).unwrap().count(), 1);
+        assert!(sub.join("abc.png").is_file());
     }
 
     #[test]

@@ -50,6 +50,9 @@ pub struct GlobalArgs {
     /// Only errors on stderr.
     #[arg(short, long, global = true)]
     pub quiet: bool,
+    /// Give up on a video after this many seconds of decoding and reject it (0: no limit).
+    #[arg(long, global = true, value_name = "SECS", default_value_t = 3600.0)]
+    pub item_timeout: f64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -289,6 +292,15 @@ pub fn execute(cli: Cli) -> Result<i32> {
             .build_global()
             .map_err(|e| Error::Invalid(format!("--threads {n}: {e}")))?;
     }
+    let timeout = cli.global.item_timeout;
+    if !(timeout.is_finite() && timeout >= 0.0) {
+        return Err(Error::Invalid(format!(
+            "--item-timeout {timeout}: expected seconds >= 0"
+        )));
+    }
+    crate::video::set_item_timeout(
+        (timeout > 0.0).then(|| std::time::Duration::from_secs_f64(timeout)),
+    );
     let progress = cli.global.progress;
     match cli.command {
         Command::Run(a) => {
@@ -447,7 +459,11 @@ fn frames(a: &FramesArgs) -> Result<i32> {
         image,
     })?;
     for r in &summary.rejects {
-        eprintln!("frames: {}: {}", r.path, r.error);
+        if r.error.contains(&r.path) {
+            eprintln!("frames: {}", r.error);
+        } else {
+            eprintln!("frames: {}: {}", r.path, r.error);
+        }
     }
     if a.contact_sheet {
         let sheets = crate::report::sheet::write_frames_dir_sheets(&a.out)?;

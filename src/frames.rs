@@ -57,16 +57,18 @@ pub fn extract(req: &FramesRequest) -> Result<FramesSummary> {
     };
     let keys = video_keys(&req.input, &videos);
     let jobs: Vec<(&PathBuf, &String)> = videos.iter().zip(&keys).collect();
+    let watchdog = crate::watchdog::Watchdog::start("frames", crate::watchdog::DEFAULT_AFTER);
+    let one = |(path, key): &(&PathBuf, &String)| {
+        let _running = watchdog.track(&path.display().to_string());
+        extract_one(req, path, key, ext)
+    };
     // One video: decoded outside the rayon pool, so that its decoder gets the pool's threads.
     let results: Vec<std::result::Result<Vec<FrameRecord>, Reject>> = if videos.len() == 1 {
-        jobs.iter()
-            .map(|(path, key)| extract_one(req, path, key, ext))
-            .collect()
+        jobs.iter().map(one).collect()
     } else {
-        jobs.par_iter()
-            .map(|(path, key)| extract_one(req, path, key, ext))
-            .collect()
+        jobs.par_iter().map(one).collect()
     };
+    drop(watchdog);
     let mut summary = FramesSummary::default();
     let mut lines = String::new();
     let mut records = Vec::new();
@@ -92,28 +94,50 @@ pub fn extract(req: &FramesRequest) -> Result<FramesSummary> {
     Ok(summary)
 }
 
-/// The folder name of each video's frames: its stem, or, when another video has the same stem,
-/// its path relative to the input with separators as `_` (so no video overwrites another's).
+/// The folder name of each video's frames: its stem; when another video has the same stem, its
+/// path relative to the input without the extension, separators as `_`; when that is shared too
+/// (`clip.mp4` and `clip.mkv`), with the extension; and when even that is shared (`a/b.mp4` and
+/// `a_b.mp4`), with `~{n}` added in path order. No video overwrites another's frames.
 fn video_keys(input: &Path, videos: &[PathBuf]) -> Vec<String> {
-    let stem = |p: &PathBuf| {
-        p.file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "video".into())
+    let rel = |p: &PathBuf| p.strip_prefix(input).unwrap_or(p).to_path_buf();
+    let flat = |p: &Path| p.to_string_lossy().replace(['/', '\\'], "_");
+    let levels: [&dyn Fn(&PathBuf) -> String; 3] = [
+        &|p| {
+            p.file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "video".into())
+        },
+        &|p| flat(&rel(p).with_extension("")),
+        &|p| flat(&rel(p)),
+    ];
+    let shared = |keys: &[String]| -> Vec<bool> {
+        let mut count = std::collections::BTreeMap::new();
+        for k in keys {
+            *count.entry(k.clone()).or_insert(0) += 1;
+        }
+        keys.iter().map(|k| count[k] > 1).collect()
     };
-    let mut count = std::collections::BTreeMap::new();
-    for v in videos {
-        *count.entry(stem(v)).or_insert(0) += 1;
-    }
-    videos
-        .iter()
-        .map(|v| {
-            if count[&stem(v)] == 1 {
-                return stem(v);
+    let mut keys: Vec<String> = videos.iter().map(levels[0]).collect();
+    for level in &levels[1..] {
+        for (i, clash) in shared(&keys).into_iter().enumerate() {
+            if clash {
+                keys[i] = level(&videos[i]);
             }
-            let rel = v.strip_prefix(input).unwrap_or(v).with_extension("");
-            rel.to_string_lossy().replace(['/', '\\'], "_")
-        })
-        .collect()
+        }
+    }
+    let mut taken: std::collections::BTreeSet<String> = keys.iter().cloned().collect();
+    let mut seen = std::collections::BTreeSet::new();
+    for key in keys.iter_mut() {
+        if !seen.insert(key.clone()) {
+            let mut n = 2;
+            while taken.contains(&format!("{key}~{n}")) {
+                n += 1;
+            }
+            *key = format!("{key}~{n}");
+            taken.insert(key.clone());
+        }
+    }
+    keys
 }
 
 fn extract_one(
@@ -165,9 +189,44 @@ fn extract_one(
             }
         }
     };
-    video::sample(path, &req.sampling, None, &mut on_frame).map_err(|e| reject(e.to_string()))?;
+    let info = video::sample(path, &req.sampling, None, &mut on_frame)
+        .map_err(|e| reject(e.to_string()))?;
     if let Some(e) = failure {
         return Err(reject(e));
     }
+    if info.decode_errors > 0 {
+        tracing::warn!(
+            "{}: {} decoder errors (frames around them skipped)",
+            path.display(),
+            info.decode_errors
+        );
+    }
     Ok(records)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+
+    #[test]
+    fn keys_never_collide() {
+        let input = Path::new("/in");
+        let videos: Vec<PathBuf> = [
+            "/in/a.mp4",
+            "/in/c.mkv",
+            "/in/c.mp4",
+            "/in/x/b.mp4",
+            "/in/x_b.mp4",
+            "/in/y/b.mp4",
+        ]
+        .iter()
+        .map(PathBuf::from)
+        .collect();
+        let keys = super::video_keys(input, &videos);
+        assert_eq!(
+            keys,
+            ["a", "c.mkv", "c.mp4", "x_b.mp4", "x_b.mp4~2", "y_b"],
+            "{keys:?}"
+        );
+    }
 }

@@ -23,9 +23,11 @@ pub mod corpus;
 pub mod cpu_time;
 pub mod dedup;
 pub mod error;
+pub mod faults;
 pub mod features;
 pub mod frames;
 pub mod imaging;
+pub mod journal;
 pub mod manifest;
 pub mod model;
 pub mod pipeline;
@@ -36,5 +38,6 @@ pub mod stages;
 pub mod tables;
 pub mod verify;
 pub mod video;
+pub mod watchdog;
 
 pub use error::{Error, Result};

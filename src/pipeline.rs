@@ -82,7 +82,8 @@ pub struct StageContext<'a> {
     /// This scenario's folder, `OUT/{CODE}`.
     pub dir: PathBuf,
     pub progress: ProgressMode,
-    /// Hash of this stage's settings, for per-item journals.
+    /// Hash of this stage's settings and inputs, for per-item journals: an entry made with
+    /// other settings or from other inputs never counts as finished work.
     pub config_hash: String,
 }
 
@@ -140,8 +141,10 @@ pub fn run(scenario: &Scenario, out: &Path, opts: &RunOptions) -> Result<RunSumm
     let out = std::fs::canonicalize(out).map_err(|e| Error::io(out, e))?;
     let code = scenario.code.as_str();
     let dir = out.join(code);
+    // Leftovers of a run that was killed while writing: never outputs, and a finished run has
+    // none, so a resumed run must not keep them either.
     crate::atomic::clean_temps(&out)?;
-    crate::atomic::clean_temps(&dir)?;
+    crate::atomic::clean_temps_recursive(&dir)?;
     let mut manifest = Manifest::load(&out)?;
     let mut summary = RunSummary::default();
     let mut stages = opts.stages.clone();
@@ -209,6 +212,7 @@ pub fn run(scenario: &Scenario, out: &Path, opts: &RunOptions) -> Result<RunSumm
                 continue;
             }
         }
+        crate::faults::enter_stage(Some(stage.name()));
         // Whatever ran after this stage was built on the old output.
         for later in Stage::ALL.iter().filter(|s| **s > stage) {
             manifest.clear_stage(code, later.name());
@@ -223,7 +227,7 @@ pub fn run(scenario: &Scenario, out: &Path, opts: &RunOptions) -> Result<RunSumm
             out: &out,
             dir: dir.clone(),
             progress: opts.progress,
-            config_hash: config_hash.clone(),
+            config_hash: manifest::hash_str(&format!("{config_hash} {input_hash}")),
         };
         let mut output = stages::run(stage, &ctx)?;
         for r in &output.rejects {
@@ -254,6 +258,7 @@ pub fn run(scenario: &Scenario, out: &Path, opts: &RunOptions) -> Result<RunSumm
             note: String::new(),
         });
     }
+    crate::faults::enter_stage(None);
     write_timings(&dir, &summary)?;
     if manifest
         .scenarios

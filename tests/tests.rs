@@ -1,9 +1,11 @@
 //! Integration tests: the CLI driven as a user would, in temp folders.
 
+mod bad_inputs;
 mod corpora;
 mod features;
 mod pack;
 mod report;
+mod resume;
 mod util;
 
 use util::*;

@@ -83,6 +83,27 @@ pub fn files(dir: &Path) -> Vec<PathBuf> {
     v
 }
 
+/// Every file under `out` with its bytes, but `timings.json` (wall times).
+pub fn snapshot(out: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    files(out)
+        .into_iter()
+        .filter(|f| !f.ends_with("timings.json"))
+        .map(|f| {
+            let bytes = std::fs::read(out.join(&f)).unwrap();
+            (f, bytes)
+        })
+        .collect()
+}
+
+/// The same files with the same bytes.
+pub fn assert_same_files(want: &[(PathBuf, Vec<u8>)], got: &[(PathBuf, Vec<u8>)]) {
+    let names = |v: &[(PathBuf, Vec<u8>)]| v.iter().map(|(f, _)| f.clone()).collect::<Vec<_>>();
+    assert_eq!(names(want), names(got), "not the same files");
+    for ((f, a), (_, b)) in want.iter().zip(got) {
+        assert!(a == b, "{} differs from an uninterrupted run", f.display());
+    }
+}
+
 pub fn schema(name: &str) -> jsonschema::Validator {
     let text = std::fs::read_to_string(repo().join("schemas").join(name)).unwrap();
     let value: serde_json::Value = serde_json::from_str(&text).unwrap();

@@ -32,6 +32,10 @@ use crate::model::{Reject, Unit, UnitMedia};
 
 const STAGE: &str = "scan";
 
+/// Latest narration time accepted, in seconds (about 31 years): a larger `timestamp_sec` is a
+/// broken value, and clip numbers computed from it would not fit in an integer.
+const MAX_TIME_S: f64 = 1e9;
+
 /// One narration on the video timeline.
 #[derive(Debug, Clone, PartialEq)]
 struct Narration {
@@ -149,7 +153,9 @@ fn clips<'a>(narrations: &'a [Narration], cfg: &CorpusConfig) -> BTreeMap<u64, V
             if n.time >= start && n.time < end {
                 by_clip.entry(c).or_default().push(n);
             }
-            c += 1;
+            // Times are bounded (MAX_TIME_S), so this never overflows; if it did, stop.
+            let Some(next) = c.checked_add(1) else { break };
+            c = next;
         }
     }
     by_clip
@@ -182,7 +188,7 @@ fn parse_video(
     for (i, n) in list.iter().enumerate() {
         let time = n["timestamp_sec"]
             .as_f64()
-            .filter(|t| t.is_finite() && *t >= 0.0);
+            .filter(|t| t.is_finite() && (0.0..=MAX_TIME_S).contains(t));
         let text = n["narration_text"].as_str();
         match (time, text) {
             (Some(time), Some(text)) => {
@@ -195,7 +201,10 @@ fn parse_video(
                     good.push(Narration { time, text });
                 }
             }
-            (None, _) => bad.push((i, "`timestamp_sec` missing or not a time".to_string())),
+            (None, _) => bad.push((
+                i,
+                format!("`timestamp_sec` missing or not a time in [0, {MAX_TIME_S}] s"),
+            )),
             (_, None) => bad.push((i, "`narration_text` missing or not a string".to_string())),
         }
     }
@@ -259,6 +268,41 @@ mod tests {
             time,
             text: format!("t{time}"),
         }
+    }
+
+    #[test]
+    fn huge_times_are_malformed_not_a_hang() {
+        let entry = serde_json::json!({"narrations": [
+            {"timestamp_sec": 1e300, "narration_text": "far"},
+            {"timestamp_sec": 2.0, "narration_text": "near"},
+        ]});
+        let (good, bad) = parse_video(&entry, &cfg(30.0, None, false)).unwrap();
+        assert_eq!(good.len(), 1);
+        assert_eq!(bad.len(), 1);
+        assert!(bad[0].1.contains("timestamp_sec"), "{bad:?}");
+        // Even past the check, a time beyond every clip number ends the walk.
+        assert!(clips(&[n(1e300)], &cfg(30.0, None, false)).is_empty());
+    }
+
+    /// The input `cargo fuzz run corpus_e4d` found (also a seed in `fuzz/seeds/corpus_e4d/`): a 65-digit
+    /// `timestamp_sec` overflowed the clip walk.
+    #[test]
+    fn fuzzed_overflowing_timestamp_is_a_malformed_narration() {
+        let doc: Value = serde_json::from_str(
+            r##"{"a": {"narration_pass_1": {"narrations": [{"timestampxt": "#C C opens the door", "annotation_uid": "u1"}, {"timestamp_sec": 40111111111111111111111111111111111111111111111111111111111111111.2,"narration_text": "  C#Cpicks a cup #unsure"}]}, "narration_pass_2": {"narrations": []}},
+ "mp_sec": 3, "narb": {"narrations": [{"timestamp_sec": 3, "narration_text": "#O a man 2waves"}, {"timestamp_sec": -1, "narration_text": "bad"}]}}"##,
+        )
+        .unwrap();
+        let cfg = cfg(30.0, None, false);
+        let (good, bad) = parse_video(&doc["a"], &cfg).unwrap();
+        assert!(good.is_empty(), "{good:?}");
+        assert_eq!(bad.len(), 2, "{bad:?}");
+        assert!(
+            bad.iter().all(|(_, e)| e.contains("timestamp_sec")),
+            "{bad:?}"
+        );
+        let (good, _) = parse_video(&doc["narb"], &cfg).unwrap();
+        assert_eq!(clips(&good, &cfg).len(), 1);
     }
 
     #[test]

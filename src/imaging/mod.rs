@@ -27,6 +27,8 @@ pub enum ImagingError {
         #[source]
         source: std::io::Error,
     },
+    #[error("{path}: empty file (0 bytes)")]
+    Empty { path: PathBuf },
     #[error("{path}: not a readable image: {source}")]
     Decode {
         path: PathBuf,
@@ -308,6 +310,11 @@ pub fn decode_file(path: &Path) -> Result<RgbFrame, ImagingError> {
 
 /// [`decode_file`] for bytes already in memory; `path` only names them in errors.
 pub fn decode_bytes(bytes: &[u8], path: &Path) -> Result<RgbFrame, ImagingError> {
+    if bytes.is_empty() {
+        return Err(ImagingError::Empty {
+            path: path.to_owned(),
+        });
+    }
     let image_error = |source: image::ImageError| match source {
         image::ImageError::Limits(_) => ImagingError::TooLarge {
             path: path.to_owned(),

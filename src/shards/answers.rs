@@ -37,7 +37,18 @@ pub struct QaPair {
 /// `results`, becomes a [`Reject`] (stage `pack`, item `file:line` or `file#index`) and the
 /// other entries are still returned.
 pub fn read_answers(path: &Path) -> Result<(Vec<Answer>, Vec<Reject>)> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    parse_answers(path, &bytes)
+}
+
+/// [`read_answers`] on bytes already read from `path` (which is only used in messages): the
+/// parser without the file system, for tests and fuzzing. Bytes that are not UTF-8 are an error
+/// naming the file and the offset of the first bad byte.
+pub fn parse_answers(path: &Path, bytes: &[u8]) -> Result<(Vec<Answer>, Vec<Reject>)> {
+    let text = std::str::from_utf8(bytes).map_err(|e| Error::Json {
+        path: path.to_path_buf(),
+        message: format!("not UTF-8 text: invalid byte at offset {}", e.valid_up_to()),
+    })?;
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -51,7 +62,7 @@ pub fn read_answers(path: &Path) -> Result<(Vec<Answer>, Vec<Reject>)> {
     let mut answers = Vec::new();
     let mut rejects = Vec::new();
     if text.trim_start().starts_with('[') {
-        let entries: Vec<Value> = serde_json::from_str(&text).map_err(|e| Error::Json {
+        let entries: Vec<Value> = serde_json::from_str(text).map_err(|e| Error::Json {
             path: path.to_path_buf(),
             message: format!("not a valid JSON list of answers: {e}"),
         })?;

@@ -12,7 +12,7 @@ pub mod images;
 pub mod instructions;
 pub mod webdataset;
 
-pub use answers::{read_answers, split_pairs, Answer, QaPair};
+pub use answers::{parse_answers, read_answers, split_pairs, Answer, QaPair};
 pub use images::{base64_len, part_names, plan_parts, write_images_parquet};
 pub use instructions::{
     build_instructions, instruction_id, write_instructions, Instruction, InstructionsFile, Meta,

@@ -4,11 +4,11 @@
 //! `frames.parquet` lists every kept frame in unit order, then time order.
 //!
 //! Units run in parallel (rayon). Each finished unit is journaled in
-//! `OUT/{CODE}/journal/keyframes/` with the stage's settings hash, so after a crash only the
-//! unfinished units are decoded again; the journal is removed when the stage completes.
+//! `OUT/{CODE}/journal/keyframes/` ([`crate::journal`]) with the stage's settings-and-inputs
+//! hash, so after a crash only the unfinished units are decoded again; the journal is removed
+//! when the stage completes.
 
 use std::ops::ControlFlow;
-use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -16,19 +16,19 @@ use serde::{Deserialize, Serialize};
 use crate::config::{ImageConfig, ImageFormat};
 use crate::error::{Error, Result};
 use crate::imaging;
+use crate::journal::Journal;
 use crate::manifest::Counts;
 use crate::model::{FrameRecord, Reject, RgbFrame, Unit, UnitMedia};
 use crate::pipeline::{StageContext, StageOutput};
 use crate::progress::Progress;
 use crate::video::{self, Sampling};
+use crate::watchdog::Watchdog;
 
 const STAGE: &str = "keyframes";
 
 /// A finished unit, as journaled.
 #[derive(Debug, Serialize, Deserialize)]
 struct UnitResult {
-    config_hash: String,
-    unit_id: String,
     frames: Vec<FrameRecord>,
     reject: Option<Reject>,
 }
@@ -36,18 +36,19 @@ struct UnitResult {
 pub fn run(ctx: &StageContext) -> Result<StageOutput> {
     let scenario = ctx.scenario;
     let units = crate::tables::read_units(&super::units_path(ctx))?;
-    let journal = ctx.dir.join("journal").join(STAGE);
-    std::fs::create_dir_all(&journal).map_err(|e| Error::io(&journal, e))?;
-    crate::atomic::clean_temps(&journal)?;
+    let journal = Journal::open(&ctx.dir, STAGE, &ctx.config_hash)?;
     let progress = Progress::new(ctx.progress, STAGE, units.len() as u64);
+    let watchdog = Watchdog::start(STAGE, crate::watchdog::DEFAULT_AFTER);
     let results: Vec<UnitResult> = units
         .par_iter()
         .map(|unit| {
+            let _running = watchdog.track(&format!("unit {} ({})", unit.id, media_path(unit)));
             let r = process_or_resume(ctx, &journal, unit);
             progress.inc(1);
             r
         })
         .collect::<Result<_>>()?;
+    drop(watchdog);
     progress.finish();
 
     let mut frames = Vec::new();
@@ -62,11 +63,7 @@ pub fn run(ctx: &StageContext) -> Result<StageOutput> {
     }
     let path = super::frames_path(ctx);
     crate::tables::write_frames(&path, &frames)?;
-    std::fs::remove_dir_all(&journal).map_err(|e| Error::io(&journal, e))?;
-    // The journal folder holds only per-stage journals; drop it once none is left.
-    if let Some(parent) = journal.parent() {
-        let _ = std::fs::remove_dir(parent);
-    }
+    journal.finish()?;
     tracing::info!("{}: {} frames from {ok} units", scenario.code, frames.len());
     Ok(StageOutput {
         counts: Counts {
@@ -79,21 +76,15 @@ pub fn run(ctx: &StageContext) -> Result<StageOutput> {
     })
 }
 
-fn journal_path(journal: &Path, unit_id: &str) -> PathBuf {
-    let h = blake3::hash(unit_id.as_bytes()).to_hex();
-    journal.join(format!("{}.json", &h[..32]))
-}
-
-fn process_or_resume(ctx: &StageContext, journal: &Path, unit: &Unit) -> Result<UnitResult> {
-    let jpath = journal_path(journal, &unit.id);
-    if let Ok(text) = std::fs::read(&jpath) {
-        if let Ok(done) = serde_json::from_slice::<UnitResult>(&text) {
-            let complete = done.config_hash == ctx.config_hash
-                && done.unit_id == unit.id
-                && done.frames.iter().all(|f| ctx.dir.join(&f.file).is_file());
-            if complete {
-                return Ok(done);
-            }
+fn process_or_resume(ctx: &StageContext, journal: &Journal, unit: &Unit) -> Result<UnitResult> {
+    if let Some(done) = journal.get::<UnitResult>(&unit.id) {
+        let files: Vec<(String, u64)> = done
+            .frames
+            .iter()
+            .map(|f| (f.file.clone(), f.bytes))
+            .collect();
+        if crate::journal::files_present(&ctx.dir, &files) {
+            return Ok(done);
         }
     }
     let (frames, reject) = match process(ctx, unit) {
@@ -107,29 +98,28 @@ fn process_or_resume(ctx: &StageContext, journal: &Path, unit: &Unit) -> Result<
         // Output failure (disk full, unwritable folder): the whole stage stops.
         Err(ItemError::Fatal(e)) => return Err(e),
     };
-    let result = UnitResult {
-        config_hash: ctx.config_hash.clone(),
-        unit_id: unit.id.clone(),
-        frames,
-        reject,
-    };
-    crate::atomic::write_json(&jpath, &result)?;
+    let result = UnitResult { frames, reject };
+    journal.put(&unit.id, &result)?;
     Ok(result)
 }
 
 fn reject(unit: &Unit, error: String) -> Reject {
-    let path = match &unit.media {
+    Reject {
+        stage: STAGE.into(),
+        item: unit.id.clone(),
+        path: media_path(unit),
+        error,
+    }
+}
+
+/// The unit's video, or its first picture, relative to the corpus root.
+fn media_path(unit: &Unit) -> String {
+    match &unit.media {
         UnitMedia::Video { path, .. } => path.display().to_string(),
         UnitMedia::Images { items } => items
             .first()
             .map(|i| i.path.display().to_string())
             .unwrap_or_default(),
-    };
-    Reject {
-        stage: STAGE.into(),
-        item: unit.id.clone(),
-        path,
-        error,
     }
 }
 

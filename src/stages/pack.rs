@@ -13,12 +13,62 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
+use serde::{Deserialize, Serialize};
+
 use crate::config::Code;
 use crate::error::{Error, Result};
+use crate::journal::{files_present, Journal};
 use crate::manifest::{Counts, Manifest};
 use crate::pipeline::{StageContext, StageOutput};
 use crate::shards::instructions::RelIns;
 use crate::shards::{self, InstructionsFile, Meta, Packed, UnitImages};
+
+const STAGE: &str = "pack";
+
+/// A journaled images part: what it was made from, and its files (relative to `OUT/{CODE}`) with
+/// their sizes.
+#[derive(Serialize, Deserialize)]
+struct Done {
+    digest: String,
+    files: Vec<(String, u64)>,
+}
+
+/// A journaled WebDataset shard.
+#[derive(Serialize, Deserialize)]
+struct ShardDone {
+    digest: String,
+    info: shards::webdataset::ShardInfo,
+}
+
+/// What a part's files are made of: its image ids with their stored files (content addressed,
+/// so the name stands for the bytes) and its instructions.
+fn part_digest(
+    image_ids: &BTreeSet<&str>,
+    frame_of: &BTreeMap<&str, &crate::model::FrameRecord>,
+    file: &InstructionsFile,
+) -> String {
+    let mut h = blake3::Hasher::new();
+    for id in image_ids {
+        h.update(id.as_bytes());
+        h.update(&[0]);
+        h.update(frame_of[id].file.as_bytes());
+        h.update(&[0]);
+    }
+    h.update(&serde_json::to_vec(file).expect("instructions serialise"));
+    h.finalize().to_hex().to_string()
+}
+
+/// Paths under `dir` with their sizes, for a journal entry.
+fn sizes_of(dir: &Path, paths: &[std::path::PathBuf]) -> Result<Vec<(String, u64)>> {
+    paths
+        .iter()
+        .map(|p| {
+            let len = std::fs::metadata(p).map_err(|e| Error::io(p, e))?.len();
+            let rel = p.strip_prefix(dir).unwrap_or(p);
+            Ok((rel.to_string_lossy().into_owned(), len))
+        })
+        .collect()
+}
 
 pub fn run(ctx: &StageContext) -> Result<StageOutput> {
     let scenario = ctx.scenario;
@@ -118,6 +168,7 @@ pub fn run(ctx: &StageContext) -> Result<StageOutput> {
         plan
     };
     let progress = crate::progress::Progress::new(ctx.progress, "pack", frame_of.len() as u64);
+    let journal = Journal::open(&ctx.dir, STAGE, &ctx.config_hash)?;
     for (part, name) in parts.iter().zip(&names) {
         let stem = name.trim_end_matches(".parquet");
         let mut image_ids = BTreeSet::new();
@@ -127,6 +178,24 @@ pub fn run(ctx: &StageContext) -> Result<StageOutput> {
             image_ids.extend(unit.image_ids.iter().map(String::as_str));
             if let Some(r) = ranges.get(unit.unit_id.as_str()) {
                 data.extend(packed.instructions.data[r.clone()].iter().cloned());
+            }
+        }
+        let file = InstructionsFile {
+            meta: packed.instructions.meta.clone(),
+            data,
+        };
+        // A part finished before a crash, from the same images and instructions, is kept.
+        let digest = part_digest(&image_ids, &frame_of, &file);
+        let paths = [
+            ctx.dir.join(name),
+            ctx.dir.join(format!("{stem}_instructions.json")),
+            ctx.dir.join(format!("{stem}_train.json")),
+        ];
+        if let Some(done) = journal.get::<Done>(name) {
+            if done.digest == digest && files_present(&ctx.dir, &done.files) {
+                progress.inc(image_ids.len() as u64);
+                outputs.extend(paths);
+                continue;
             }
         }
         let mut rows = Vec::with_capacity(image_ids.len());
@@ -139,13 +208,16 @@ pub fn run(ctx: &StageContext) -> Result<StageOutput> {
         let parquet = ctx.dir.join(name);
         shards::write_images_parquet(&parquet, &rows)?;
         outputs.push(parquet);
-        let file = InstructionsFile {
-            meta: packed.instructions.meta.clone(),
-            data,
-        };
         let (ins, train) = shards::write_instructions(&ctx.dir, stem, &file)?;
         outputs.push(ins);
         outputs.push(train);
+        journal.put(
+            name,
+            &Done {
+                digest,
+                files: sizes_of(&ctx.dir, &paths)?,
+            },
+        )?;
     }
     progress.finish();
     remove_stale_parts(&ctx.dir, code, &names)?;
@@ -154,6 +226,7 @@ pub fn run(ctx: &StageContext) -> Result<StageOutput> {
             units.iter().map(|u| (u.id.as_str(), u)).collect();
         outputs.extend(write_webdataset(
             ctx,
+            &journal,
             &unit_images,
             &unit_of,
             &frame_of,
@@ -163,6 +236,7 @@ pub fn run(ctx: &StageContext) -> Result<StageOutput> {
     } else {
         remove_webdataset(&ctx.dir)?;
     }
+    journal.finish()?;
     Ok(StageOutput {
         counts: Counts {
             ok: packed.instructions.data.len() as u64,
@@ -179,6 +253,7 @@ pub fn run(ctx: &StageContext) -> Result<StageOutput> {
 /// unit's instructions) or per image (`{key}.{ext}`, `{key}.json`).
 fn write_webdataset(
     ctx: &StageContext,
+    journal: &Journal,
     unit_images: &[UnitImages],
     unit_of: &BTreeMap<&str, &crate::model::Unit>,
     frame_of: &BTreeMap<&str, &crate::model::FrameRecord>,
@@ -266,8 +341,39 @@ fn write_webdataset(
         .into_iter()
         .enumerate()
     {
-        let path = dir.join(shard_name(code.as_str(), i));
-        shards.push(write_shard(&path, range, &load)?);
+        let name = shard_name(code.as_str(), i);
+        let path = dir.join(&name);
+        let mut h = blake3::Hasher::new();
+        for (key, json, fs) in &plan[range.clone()] {
+            for field in [key.as_bytes(), json] {
+                h.update(&(field.len() as u64).to_le_bytes());
+                h.update(field);
+            }
+            for f in fs {
+                h.update(f.file.as_bytes());
+                h.update(&[0]);
+            }
+        }
+        let digest = h.finalize().to_hex().to_string();
+        let key = format!("wds/{name}");
+        let done = journal
+            .get::<ShardDone>(&key)
+            .filter(|d| d.digest == digest && files_present(&dir, &[(name.clone(), d.info.bytes)]));
+        let info = match done {
+            Some(d) => d.info,
+            None => {
+                let info = write_shard(&path, range, &load)?;
+                journal.put(
+                    &key,
+                    &ShardDone {
+                        digest,
+                        info: info.clone(),
+                    },
+                )?;
+                info
+            }
+        };
+        shards.push(info);
         outputs.push(path);
     }
     let index = dir.join("index.json");

@@ -15,7 +15,9 @@ pub(crate) mod scenes;
 
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Once;
+use std::time::{Duration, Instant};
 
 use ffmpeg::codec::discard::Discard;
 use ffmpeg::format::Pixel;
@@ -43,6 +45,39 @@ const SKIP_MARGIN_S: f64 = 0.25;
 /// ... and when the next wanted time is further ahead than this (and than two keyframe
 /// intervals), the demuxer seeks to the keyframe before it instead of reading on.
 const SEEK_AHEAD_S: f64 = 4.0;
+
+/// Consecutive demuxer errors after which the rest of a file is given up on (a demuxer normally
+/// resyncs within a few packets; one that never does would otherwise loop for ever).
+const MAX_READ_ERRORS: u32 = 1000;
+
+/// Times a packet is offered again to a decoder that keeps asking for its output to be read
+/// first while giving none; past this the packet is counted as a decoder error and skipped.
+const MAX_RESENDS: u32 = 1000;
+
+/// Default of [`set_item_timeout`]: one hour of decoding per file (or segment).
+pub const DEFAULT_ITEM_TIMEOUT: Duration = Duration::from_secs(3600);
+
+/// The per-file time limit in milliseconds; 0 means none.
+static ITEM_TIMEOUT_MS: AtomicU64 = AtomicU64::new(DEFAULT_ITEM_TIMEOUT.as_millis() as u64);
+
+/// Sets how long one call of [`sample`] or [`probe`] may take before the file is given up on
+/// with [`VideoError::TimedOut`] (`None`: no limit). The limit also interrupts FFmpeg's own
+/// blocking reads, so a file that stops delivering data cannot hold a worker for ever.
+pub fn set_item_timeout(limit: Option<Duration>) {
+    let ms = limit.map_or(0, |d| (d.as_millis() as u64).max(1));
+    ITEM_TIMEOUT_MS.store(ms, Ordering::Relaxed);
+}
+
+fn item_deadline() -> Option<Instant> {
+    match ITEM_TIMEOUT_MS.load(Ordering::Relaxed) {
+        0 => None,
+        ms => Some(Instant::now() + Duration::from_millis(ms)),
+    }
+}
+
+fn expired(deadline: Option<Instant>) -> bool {
+    deadline.is_some_and(|d| Instant::now() >= d)
+}
 
 /// Initialises FFmpeg once per process and quiets its logging (errors are returned, not printed).
 /// The FFmpeg libraries this binary runs with: `(libavcodec, libavformat, libavutil)` versions
@@ -100,6 +135,100 @@ pub enum VideoError {
     },
     #[error("{path}: {message}")]
     Sampling { path: PathBuf, message: String },
+    #[error("{path}: empty file (0 bytes)")]
+    Empty { path: PathBuf },
+    #[error("{path}: holds a still image ({format}), not a video")]
+    StillImage { path: PathBuf, format: String },
+    #[error(
+        "{path}: gave up after the {limit_s} s time limit per file ({frames} frames decoded); \
+         raise it with --item-timeout"
+    )]
+    TimedOut {
+        path: PathBuf,
+        limit_s: f64,
+        frames: u64,
+    },
+}
+
+impl VideoError {
+    fn timed_out(path: &Path, frames: u64) -> VideoError {
+        VideoError::TimedOut {
+            path: path.to_owned(),
+            limit_s: ITEM_TIMEOUT_MS.load(Ordering::Relaxed) as f64 / 1000.0,
+            frames,
+        }
+    }
+}
+
+/// Opens a media file for reading, with FFmpeg's blocking I/O interrupted once `deadline`
+/// passes. File names that are not UTF-8 are passed as the bytes they are (ffmpeg-next's own
+/// `format::input` panics on them).
+fn open_input(
+    path: &Path,
+    deadline: Option<Instant>,
+) -> Result<ffmpeg::format::context::Input, VideoError> {
+    use std::os::unix::ffi::OsStrExt;
+    let open_error = |source| VideoError::Open {
+        path: path.to_owned(),
+        source,
+    };
+    if std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() == 0) {
+        return Err(VideoError::Empty {
+            path: path.to_owned(),
+        });
+    }
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| open_error(ffmpeg::Error::InvalidData))?;
+    let interrupt = ffmpeg::util::interrupt::new(Box::new(move || expired(deadline)));
+    // SAFETY: the context is allocated here and either handed to `Input` (which closes it on
+    // drop, together with the interrupt guard that owns the callback's closure) or freed on
+    // every error path: avformat_open_input frees it itself when it fails, and
+    // avformat_close_input frees it when the stream info cannot be read. `c_path` outlives both
+    // calls, which copy it.
+    let opened = unsafe {
+        let mut ps = ffmpeg::ffi::avformat_alloc_context();
+        if ps.is_null() {
+            return Err(open_error(ffmpeg::Error::Other {
+                errno: ffmpeg::util::error::ENOMEM,
+            }));
+        }
+        (*ps).interrupt_callback = interrupt.interrupt;
+        match ffmpeg::ffi::avformat_open_input(
+            &mut ps,
+            c_path.as_ptr(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+        ) {
+            0 => match ffmpeg::ffi::avformat_find_stream_info(ps, std::ptr::null_mut()) {
+                r if r >= 0 => Ok(ffmpeg::format::context::Input::wrap_with_interrupt(
+                    ps,
+                    interrupt.guard,
+                )),
+                e => {
+                    ffmpeg::ffi::avformat_close_input(&mut ps);
+                    Err(ffmpeg::Error::from(e))
+                }
+            },
+            e => Err(ffmpeg::Error::from(e)),
+        }
+    };
+    let input = opened.map_err(|e| {
+        if expired(deadline) {
+            VideoError::timed_out(path, 0)
+        } else {
+            open_error(e)
+        }
+    })?;
+    // Image demuxers (`png_pipe`, `image2`, ...) open a single picture as a one-frame "video":
+    // a picture under a video name is a mistake in the corpus, not a clip.
+    let format = input.format().name().to_string();
+    if format == "image2" || format.ends_with("_pipe") {
+        return Err(VideoError::StillImage {
+            path: path.to_owned(),
+            format,
+        });
+    }
+    Ok(input)
 }
 
 /// Which frames of a video (or of its segment) to keep.
@@ -210,10 +339,8 @@ pub(crate) fn sample_with(
     on_frame: &mut dyn FnMut(SampledFrame) -> ControlFlow<()>,
 ) -> Result<VideoInfo, VideoError> {
     init();
-    let mut input = ffmpeg::format::input(path).map_err(|source| VideoError::Open {
-        path: path.to_owned(),
-        source,
-    })?;
+    let deadline = item_deadline();
+    let mut input = open_input(path, deadline)?;
     let opened = open_stream(path, &input, sampling)?;
     let mut selector =
         Selector::new(sampling, segment, opened.facts).map_err(|message| VideoError::Sampling {
@@ -256,6 +383,7 @@ pub(crate) fn sample_with(
         frames_decoded: 0,
         decode_errors: 0,
         last_time: None,
+        deadline,
     };
     let mut info = VideoInfo {
         width: 0,
@@ -275,6 +403,9 @@ pub(crate) fn sample_with(
     };
 
     let outcome = run.decode_all(&mut input, &mut selector, on_frame)?;
+    if outcome == Outcome::Exhausted {
+        warn_if_cut_short(path, &run, opened.facts.media_end, segment);
+    }
     if outcome == Outcome::Exhausted && selector.finish() {
         if let Some(held) = run.held.take() {
             // The last frame: whether the callback wants more no longer matters.
@@ -292,14 +423,32 @@ pub(crate) fn sample_with(
     Ok(info)
 }
 
+/// A stream whose frames stop well before the end its header declares was cut or damaged (the
+/// demuxer gives up at the damage without an error): the frames it has are kept, and the log
+/// says which file lost its end.
+fn warn_if_cut_short(path: &Path, run: &Run, media_end: Option<f64>, segment: Option<(f64, f64)>) {
+    let (Some(end), Some(last)) = (media_end, run.last_time) else {
+        return;
+    };
+    // Only when the unit reaches the end of the file (a segment may stop earlier).
+    if segment.is_some_and(|(_, e)| e < end) {
+        return;
+    }
+    let interval = run.fps.map_or(0.0, |f| 1.0 / f);
+    if end - last > (3.0 * interval).max(1.0) {
+        tracing::warn!(
+            "{}: the stream ends at {last:.2} s but its header says {end:.2} s: the file is \
+             truncated or damaged, frames after {last:.2} s are missing",
+            path.display()
+        );
+    }
+}
+
 /// Reads what [`sample`] would report about `path` without decoding a frame
 /// (`frames_decoded` and `decode_errors` are 0).
 pub fn probe(path: &Path) -> Result<VideoInfo, VideoError> {
     init();
-    let input = ffmpeg::format::input(path).map_err(|source| VideoError::Open {
-        path: path.to_owned(),
-        source,
-    })?;
+    let input = open_input(path, item_deadline())?;
     let opened = open_stream(path, &input, &Sampling::All)?;
     let (w, h) = (opened.decoder.width(), opened.decoder.height());
     let (width, height) = if opened.rotation % 180 == 0 {
@@ -524,6 +673,8 @@ struct Run<'a> {
     frames_decoded: u64,
     decode_errors: u64,
     last_time: Option<f64>,
+    /// When this file is given up on (see [`set_item_timeout`]).
+    deadline: Option<Instant>,
 }
 
 impl Run<'_> {
@@ -533,13 +684,23 @@ impl Run<'_> {
         selector: &mut Selector,
         on_frame: &mut dyn FnMut(SampledFrame) -> ControlFlow<()>,
     ) -> Result<Outcome, VideoError> {
+        let mut read_errors = 0;
         loop {
+            if expired(self.deadline) {
+                return Err(VideoError::timed_out(self.path, self.frames_decoded));
+            }
             let mut packet = ffmpeg::Packet::empty();
             match packet.read(input) {
-                Ok(()) => {}
+                Ok(()) => read_errors = 0,
                 Err(ffmpeg::Error::Eof) => break,
-                // A demuxer resyncs past corrupt data.
-                Err(ffmpeg::Error::InvalidData) => continue,
+                Err(ffmpeg::Error::Exit) if expired(self.deadline) => {
+                    return Err(VideoError::timed_out(self.path, self.frames_decoded));
+                }
+                // A demuxer resyncs past corrupt data, within a bounded number of tries.
+                Err(ffmpeg::Error::InvalidData) if read_errors < MAX_READ_ERRORS => {
+                    read_errors += 1;
+                    continue;
+                }
                 Err(e) => {
                     // Any other read error sticks to the input: end the stream here.
                     self.decoder_error(&e);
@@ -552,11 +713,15 @@ impl Run<'_> {
             if self.decode_less && self.plan_ahead(input, &packet, selector) {
                 continue;
             }
+            let mut resends = 0;
             loop {
                 match self.decoder.send_packet(&packet) {
                     Ok(()) => break,
                     // The decoder wants its output read first: drain, then resend.
-                    Err(ffmpeg::Error::Other { errno }) if errno == ffmpeg::util::error::EAGAIN => {
+                    Err(ffmpeg::Error::Other { errno })
+                        if errno == ffmpeg::util::error::EAGAIN && resends < MAX_RESENDS =>
+                    {
+                        resends += 1;
                         if self.drain(selector, on_frame)? == Outcome::Stopped {
                             return Ok(Outcome::Stopped);
                         }

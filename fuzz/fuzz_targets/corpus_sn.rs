@@ -1,0 +1,4 @@
+//! The SN annotation parser (`mimicit::corpus::scan`) on arbitrary annotation file bytes.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| mimicit_fuzz::scan_annotations("SN", data));
