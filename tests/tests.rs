@@ -4,6 +4,7 @@ mod corpora;
 mod features;
 mod pack;
 mod report;
+mod scaleout;
 mod util;
 
 use util::*;

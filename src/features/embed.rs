@@ -407,19 +407,19 @@ pub fn embed_items(
                     }
                 }
                 let n = ids.len();
-                let mut rows = if n == 0 {
-                    Vec::new()
-                } else {
-                    // Every model call gets exactly `batch` pictures, the last batch padded with
-                    // zeros: the kernels libtorch picks, and with them the last bits of each
-                    // vector, depend on the batch's shape. With one shape, a picture's vector
-                    // does not depend on the pictures that share its batch, so a corpus split
-                    // into partitions gets the bytes of a single run.
-                    let per_picture = pixels.len() / n;
-                    pixels.resize(batch * per_picture, 0.0);
-                    let mut rows = embedder.embed_pixels(&pixels, batch)?;
-                    rows.truncate(n);
-                    rows
+                // Every model call gets exactly `batch` pictures, the last batch padded with
+                // zeros: the kernels libtorch picks, and with them the last bits of each vector,
+                // depend on the batch's shape. With one shape, a picture's vector does not
+                // depend on the pictures that share its batch, so a corpus split into
+                // partitions gets the bytes of a single run.
+                let mut rows = match pixels.len().checked_div(n) {
+                    None => Vec::new(),
+                    Some(per_picture) => {
+                        pixels.resize(batch * per_picture, 0.0);
+                        let mut rows = embedder.embed_pixels(&pixels, batch)?;
+                        rows.truncate(n);
+                        rows
+                    }
                 };
                 if opts.normalize {
                     rows.iter_mut().for_each(|r| l2_normalize(r));
