@@ -113,6 +113,36 @@ fn split_run_merged_equals_a_single_run() {
         ]
     );
 
+    // A partition is a run folder like any other: its files match the same schemas, and verify
+    // checks it.
+    for i in 0..3 {
+        let p = split.join(format!("partitions/{i}-of-3"));
+        assert_valid(
+            "manifest.schema.json",
+            &read_json(&p.join("manifest.json")),
+            "partition manifest",
+        );
+        assert_valid(
+            "timings.schema.json",
+            &read_json(&p.join("DC/timings.json")),
+            "partition timings",
+        );
+        for (file, schema_name) in [
+            ("DC/units.parquet", "units.schema.json"),
+            ("DC/frames.parquet", "frames.schema.json"),
+            ("DC/dedup.parquet", "dedup.schema.json"),
+            ("DC/features/part-00000.parquet", "features.schema.json"),
+            ("DC/rejects/features.parquet", "rejects.schema.json"),
+        ] {
+            for row in pandas_rows(&p.join(file)).unwrap_or_default() {
+                assert_valid(schema_name, &row, file);
+            }
+        }
+        let o = mimicit(dir.path(), &["verify", p.to_str().unwrap()]);
+        ok(&o);
+    }
+    crate::check_outputs_against_schemas(&split);
+
     assert_same_outputs(&single, &split);
     let o = mimicit(dir.path(), &["verify", "split"]);
     ok(&o);

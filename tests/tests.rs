@@ -23,6 +23,7 @@ fn help_lists_every_command() {
         "features",
         "metadata",
         "pack",
+        "merge",
         "frames",
         "embed",
         "verify",
@@ -33,7 +34,7 @@ fn help_lists_every_command() {
             "`{cmd}` missing from --help:\n{help}"
         );
     }
-    for cmd in ["run", "frames", "verify", "pack"] {
+    for cmd in ["run", "frames", "verify", "pack", "merge"] {
         let o = mimicit(dir.path(), &[cmd, "--help"]);
         assert!(o.status.success());
         assert!(
