@@ -507,9 +507,13 @@ fn slurm_job_array_and_merge_equal_a_single_run() {
     let out = run_demo(dir.path());
     let state = dir.path().join("slurm-state");
     let script = repo().join("scripts/slurm");
+    // Ports of this test process's own, so that a second suite running on the machine (or
+    // daemons a killed one left) cannot collide with this one.
+    let port = 16817 + 2 * (std::process::id() % 5000);
     let o = Command::new(script.join("local-cluster.sh"))
         .arg("start")
         .env("MIMICIT_SLURM_DIR", &state)
+        .env("MIMICIT_SLURM_PORT", port.to_string())
         .output()
         .unwrap();
     let cluster = Cluster { state };
