@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One-time, idempotent set-up of everything mimicit needs to build and test:
 #   1. Debian packages: FFmpeg dev libraries (ffmpeg-next), clang (bindgen), pkg-config, ffmpeg,
-#      chromium (the report test opens the HTML report in it, headless).
+#      chromium (the report test opens the HTML report in it, headless), slurm-wlm and munge
+#      (the Slurm test runs a one-node cluster with scripts/slurm/local-cluster.sh).
 #   2. A Python venv with torch==2.13.0 (the libtorch that tch 0.26 links against) plus the
 #      readers used by compatibility tests, kept in a cache folder shared by every clone.
 # It prints the environment to use (`eval "$(scripts/setup.sh --env)"`) and is quick when done.
@@ -15,7 +16,8 @@ VENV="${MIMICIT_VENV:-$CACHE_ROOT/venv-torch-$TORCH_VERSION}"
 PY_PACKAGES=(pandas pyarrow pillow numpy pyyaml jsonschema webdataset transformers safetensors
   opencv-python-headless)
 APT_PACKAGES=(pkg-config clang libclang-dev ffmpeg libavcodec-dev libavformat-dev libavutil-dev
-  libswscale-dev libswresample-dev libavfilter-dev libavdevice-dev libturbojpeg0-dev chromium)
+  libswscale-dev libswresample-dev libavfilter-dev libavdevice-dev libturbojpeg0-dev chromium
+  slurm-wlm munge)
 
 print_env() {
   cat <<ENV

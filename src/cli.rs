@@ -7,7 +7,8 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::config::Scenario;
 use crate::error::{Error, Result};
-use crate::pipeline::{self, RunOptions, Stage};
+use crate::partition::{Partition, Placement};
+use crate::pipeline::{self, RunOptions, Scope, Stage};
 use crate::progress::ProgressMode;
 
 /// Exit status: everything processed.
@@ -59,9 +60,15 @@ pub struct GlobalArgs {
 pub enum Command {
     /// Run the stages of a scenario in order, skipping finished ones.
     #[command(
-        after_help = "Example:\n  mimicit run scenarios/demo.toml --out out\n  mimicit run scenarios/dense_captions.toml --out out --set source.root=/data/anet --stages scan,keyframes"
+        after_help = "Example:\n  mimicit run scenarios/demo.toml --out out\n  mimicit run scenarios/dense_captions.toml --out out --set source.root=/data/anet --stages scan,keyframes\n  mimicit run scenarios/demo.toml --out out --partition 0/3   # then 1/3, 2/3, then `mimicit merge`"
     )]
     Run(RunArgs),
+    /// Join the partitions of a split run (`--partition i/N`) into OUT and run the whole-corpus
+    /// stages: OUT then holds what one `run` over the whole corpus writes.
+    #[command(
+        after_help = "Example:\n  mimicit run scenarios/demo.toml --out out --partition 0/2\n  mimicit run scenarios/demo.toml --out out --partition 1/2\n  mimicit merge scenarios/demo.toml --out out"
+    )]
+    Merge(MergeArgs),
     /// Stage 1: list the units, media and annotations of a corpus.
     #[command(after_help = "Example:\n  mimicit scan scenarios/demo.toml --out out")]
     Scan(StageArgs),
@@ -122,6 +129,29 @@ pub struct StageArgs {
     /// Run even if the manifest says the stage is finished.
     #[arg(long)]
     pub force: bool,
+    /// Only partition I of N of the units (by a hash of the unit id), into
+    /// OUT/partitions/I-of-N; the whole-corpus stages wait for `mimicit merge`.
+    #[arg(long, value_name = "I/N")]
+    pub partition: Option<Partition>,
+}
+
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// Scenario TOML file: the one the partitions ran, with the same --set values.
+    pub scenario: PathBuf,
+    /// Output folder: the partitions' OUT (they are in OUT/partitions/).
+    #[arg(long, short)]
+    pub out: PathBuf,
+    /// Override a scenario key, as for the partitions (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Run the whole-corpus stages even if the manifest says they are finished.
+    #[arg(long)]
+    pub force: bool,
+    /// How many partitions the run was split into (default: the one split found in
+    /// OUT/partitions/).
+    #[arg(long, value_name = "N")]
+    pub partitions: Option<u32>,
 }
 
 #[derive(Debug, Args)]
@@ -311,12 +341,23 @@ pub fn execute(cli: Cli) -> Result<i32> {
             };
             let explicit = !a.stages.is_empty();
             let status = run_stages(&a.stage, stages, explicit, progress, &[])?;
-            report(&a.stage.out, &crate::report::ReportOptions::default())?;
+            // A partition is not a run to report on: `merge` reports on the whole.
+            if a.stage.partition.is_none() {
+                report(&a.stage.out, &crate::report::ReportOptions::default())?;
+            }
             Ok(status)
         }
+        Command::Merge(a) => merge(a, progress),
         Command::Scan(a) => run_stages(&a, vec![Stage::Scan], true, progress, &[]),
         Command::Keyframes(a) => run_stages(&a, vec![Stage::Keyframes], true, progress, &[]),
         Command::Dedup(DedupArgs { stage: a, dry_run }) => {
+            if a.partition.is_some() && (dry_run || a.scenario.is_dir()) {
+                eprintln!(
+                    "mimicit: --partition splits a scenario run; `dedup --dry-run` and `dedup DIR` \
+                     read one folder: point --out at OUT/partitions/I-of-N to look at a partition"
+                );
+                return Ok(EXIT_USAGE);
+            }
             if dry_run && !a.scenario.is_dir() {
                 return dedup_dry_run(&a, progress);
             }
@@ -572,6 +613,7 @@ fn dedup_dry_run(a: &StageArgs, progress: ProgressMode) -> Result<i32> {
         dir,
         progress,
         config_hash: String::new(),
+        partition: None,
     };
     let (rows, rejects, frames) = crate::stages::dedup::decide(&ctx)?;
     let by_method = |m: crate::dedup::Method| rows.iter().filter(|r| r.method == m).count();
@@ -609,12 +651,51 @@ fn report(out: &std::path::Path, opts: &crate::report::ReportOptions) -> Result<
     Ok(summary.index)
 }
 
+/// `mimicit merge SCENARIO --out OUT [--partitions N]`: every stage, the ones the partitions
+/// ran joined from their folders; then the report, as `run` writes it.
+fn merge(a: MergeArgs, progress: ProgressMode) -> Result<i32> {
+    let partitions = crate::partition::discover(&a.out, a.partitions)?;
+    eprintln!(
+        "merge: {} partitions from {}",
+        partitions.len(),
+        a.out.join(crate::partition::DIR).display()
+    );
+    let stage = StageArgs {
+        scenario: a.scenario,
+        out: a.out,
+        set: a.set,
+        force: a.force,
+        partition: None,
+    };
+    let status = run_stages_in(
+        &stage,
+        Stage::ALL.to_vec(),
+        false,
+        progress,
+        &[],
+        Scope::Merge(partitions),
+    )?;
+    report(&stage.out, &crate::report::ReportOptions::default())?;
+    Ok(status)
+}
+
 fn run_stages(
     a: &StageArgs,
     stages: Vec<Stage>,
     explicit: bool,
     progress: ProgressMode,
     answers: &[PathBuf],
+) -> Result<i32> {
+    run_stages_in(a, stages, explicit, progress, answers, Scope::Whole)
+}
+
+fn run_stages_in(
+    a: &StageArgs,
+    stages: Vec<Stage>,
+    explicit: bool,
+    progress: ProgressMode,
+    answers: &[PathBuf],
+    scope: Scope,
 ) -> Result<i32> {
     let mut sets = a.set.clone();
     if !answers.is_empty() {
@@ -633,11 +714,28 @@ fn run_stages(
         sets.push(format!("pack.answers=[{}]", list.join(", ")));
     }
     let scenario = Scenario::load(&a.scenario, &sets)?;
+    let scope = match a.partition {
+        Some(p) => {
+            if explicit {
+                if let Some(s) = stages
+                    .iter()
+                    .find(|s| crate::partition::placement(**s, &scenario) == Placement::Merge)
+                {
+                    let why = crate::partition::off_reason(*s, &scenario).unwrap_or_default();
+                    eprintln!("mimicit: --partition {p}: {why}");
+                    return Ok(EXIT_USAGE);
+                }
+            }
+            Scope::Partition(p)
+        }
+        None => scope,
+    };
     let opts = RunOptions {
         stages,
         explicit,
         force: a.force,
         progress,
+        scope,
     };
     let summary = pipeline::run(&scenario, &a.out, &opts)?;
     eprint!(

@@ -15,6 +15,10 @@
 //!    `{CODE}_train.json`), `data.yaml`.
 //!
 //! `verify` re-hashes every output against the manifest; `report` renders a run as HTML.
+//!
+//! Split over many machines, `--partition i/N` runs the per-unit stages on one share of the
+//! units ([`partition`]) and `merge` joins the shares and runs the whole-corpus steps
+//! ([`merge`]), giving the bytes of a single run.
 
 pub mod atomic;
 pub mod cli;
@@ -29,7 +33,9 @@ pub mod frames;
 pub mod imaging;
 pub mod journal;
 pub mod manifest;
+pub mod merge;
 pub mod model;
+pub mod partition;
 pub mod pipeline;
 pub mod progress;
 pub mod report;

@@ -11,6 +11,7 @@ use crate::config::Scenario;
 use crate::error::{Error, Result};
 use crate::manifest::{self, Counts, Manifest, StageEntry};
 use crate::model::Reject;
+use crate::partition::Partition;
 use crate::progress::ProgressMode;
 use crate::stages;
 
@@ -85,6 +86,8 @@ pub struct StageContext<'a> {
     /// Hash of this stage's settings and inputs, for per-item journals: an entry made with
     /// other settings or from other inputs never counts as finished work.
     pub config_hash: String,
+    /// The partition this run covers, when the corpus is split (`--partition i/N`).
+    pub partition: Option<Partition>,
 }
 
 /// What a stage produced.
@@ -134,11 +137,38 @@ pub struct RunOptions {
     /// Run even when the manifest says the stage is finished.
     pub force: bool,
     pub progress: ProgressMode,
+    pub scope: Scope,
+}
+
+/// Which part of the corpus a run covers (see [`crate::partition`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Scope {
+    /// Every unit, every stage, in `OUT`.
+    #[default]
+    Whole,
+    /// The units of one partition and the stages that work unit by unit, in
+    /// `OUT/partitions/{i}-of-{N}`.
+    Partition(Partition),
+    /// Every unit, in `OUT`, taking the output of the stages the partitions ran from their
+    /// folders (`mimicit merge`) and running the others.
+    Merge(Vec<Partition>),
 }
 
 pub fn run(scenario: &Scenario, out: &Path, opts: &RunOptions) -> Result<RunSummary> {
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
-    let out = std::fs::canonicalize(out).map_err(|e| Error::io(out, e))?;
+    let base = std::fs::canonicalize(out).map_err(|e| Error::io(out, e))?;
+    let (out, partition) = match &opts.scope {
+        Scope::Partition(p) => {
+            let dir = p.dir(&base);
+            std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+            (dir, Some(*p))
+        }
+        _ => (base.clone(), None),
+    };
+    let merge_from: Vec<PathBuf> = match &opts.scope {
+        Scope::Merge(parts) => parts.iter().map(|p| p.dir(&base)).collect(),
+        _ => Vec::new(),
+    };
     let code = scenario.code.as_str();
     let dir = out.join(code);
     // Leftovers of a run that was killed while writing: never outputs, and a finished run has
@@ -178,6 +208,22 @@ pub fn run(scenario: &Scenario, out: &Path, opts: &RunOptions) -> Result<RunSumm
             });
             continue;
         }
+        if partition.is_some() {
+            if let Some(reason) = crate::partition::off_reason(stage, scenario) {
+                // A stale entry of an earlier whole run must not feed the later stages.
+                manifest.clear_stage(code, stage.name());
+                manifest.save(&out)?;
+                summary.stages.push(StageSummary {
+                    stage,
+                    status: Status::Off,
+                    counts: Counts::default(),
+                    wall_s: 0.0,
+                    cpu_s: None,
+                    note: reason,
+                });
+                continue;
+            }
+        }
         for need in stage.needs() {
             if manifest.stage(code, need.name()).is_none() {
                 return Err(Error::Invalid(format!(
@@ -195,7 +241,14 @@ pub fn run(scenario: &Scenario, out: &Path, opts: &RunOptions) -> Result<RunSumm
             scenario.sections_json(stage.sections())
         ));
         let input_hash = input_hash(stage, scenario, &manifest)?;
-        if let Some(done) = manifest.stage(code, stage.name()) {
+        // Merging: the stages the partitions ran are always joined anew from their folders (the
+        // partitions may have changed since the last merge).
+        let sources = if merge_from.is_empty() {
+            None
+        } else {
+            crate::merge::sources(stage, scenario, &merge_from, &config_hash, &input_hash)?
+        };
+        if let (None, Some(done)) = (&sources, manifest.stage(code, stage.name())) {
             if !opts.force
                 && done.config_hash == config_hash
                 && done.input_hash == input_hash
@@ -228,8 +281,12 @@ pub fn run(scenario: &Scenario, out: &Path, opts: &RunOptions) -> Result<RunSumm
             dir: dir.clone(),
             progress: opts.progress,
             config_hash: manifest::hash_str(&format!("{config_hash} {input_hash}")),
+            partition,
         };
-        let mut output = stages::run(stage, &ctx)?;
+        let mut output = match &sources {
+            Some(dirs) => crate::merge::combine(stage, &ctx, dirs)?,
+            None => stages::run(stage, &ctx)?,
+        };
         for r in &output.rejects {
             tracing::warn!("{}: {} ({}): {}", r.stage, r.item, r.path, r.error);
         }

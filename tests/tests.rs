@@ -6,6 +6,7 @@ mod features;
 mod pack;
 mod report;
 mod resume;
+mod scaleout;
 mod util;
 
 use util::*;
@@ -24,6 +25,7 @@ fn help_lists_every_command() {
         "features",
         "metadata",
         "pack",
+        "merge",
         "frames",
         "embed",
         "verify",
@@ -34,7 +36,7 @@ fn help_lists_every_command() {
             "`{cmd}` missing from --help:\n{help}"
         );
     }
-    for cmd in ["run", "frames", "verify", "pack"] {
+    for cmd in ["run", "frames", "verify", "pack", "merge"] {
         let o = mimicit(dir.path(), &[cmd, "--help"]);
         assert!(o.status.success());
         assert!(

@@ -351,9 +351,11 @@ pub struct EmbedOptions {
     pub normalize: bool,
 }
 
-/// Embeds `items` in order through the bounded decode → model pipeline. `sink` gets each batch's
-/// results in order (ids, row-major vectors) so callers can stream them to disk; pictures that
-/// cannot be decoded are skipped and returned as (id, path, error).
+/// Embeds `items` in order through the bounded decode → model pipeline, `opts.batch` pictures
+/// per model call (a short last batch is padded, so that each vector is the same whichever
+/// pictures share its batch). `sink` gets each batch's results in order (ids, row-major
+/// vectors) so callers can stream them to disk; pictures that cannot be decoded are skipped and
+/// returned as (id, path, error).
 pub fn embed_items(
     embedder: &Embedder,
     items: &[EmbedItem],
@@ -405,7 +407,20 @@ pub fn embed_items(
                     }
                 }
                 let n = ids.len();
-                let mut rows = embedder.embed_pixels(&pixels, n)?;
+                // Every model call gets exactly `batch` pictures, the last batch padded with
+                // zeros: the kernels libtorch picks, and with them the last bits of each vector,
+                // depend on the batch's shape. With one shape, a picture's vector does not
+                // depend on the pictures that share its batch, so a corpus split into
+                // partitions gets the bytes of a single run.
+                let mut rows = match pixels.len().checked_div(n) {
+                    None => Vec::new(),
+                    Some(per_picture) => {
+                        pixels.resize(batch * per_picture, 0.0);
+                        let mut rows = embedder.embed_pixels(&pixels, batch)?;
+                        rows.truncate(n);
+                        rows
+                    }
+                };
                 if opts.normalize {
                     rows.iter_mut().for_each(|r| l2_normalize(r));
                 }

@@ -4,6 +4,9 @@
 //! with `features.pairs = K`, `OUT/{CODE}/pairs.parquet`: each frame's K visually nearest
 //! others within the cosine band [pairs_min, pairs_max] (alike, not duplicates).
 //!
+//! A partition (`--partition i/N`) writes its shards but no pairs: `mimicit merge` joins the
+//! shards and searches the pairs over every vector.
+//!
 //! Shards are written as the model produces them, so memory stays at a few batches plus one
 //! shard, except with `pairs` (all vectors are then kept for the neighbour search).
 //!
@@ -64,28 +67,7 @@ pub fn run(ctx: &StageContext) -> Result<StageOutput> {
         })
         .collect();
 
-    let dir = features_dir(ctx);
-    if dir.exists() {
-        // Shards of an earlier run (maybe more of them) must not linger.
-        std::fs::remove_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-    }
-    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-
-    let dim = embedder.dim();
-    let mut writer = ShardWriter {
-        dir: &dir,
-        dim,
-        shard_rows: cfg.shard_rows as usize,
-        npy: cfg.npy,
-        keep_all: cfg.pairs > 0,
-        ids: Vec::new(),
-        vectors: Vec::new(),
-        all_ids: Vec::new(),
-        all_vectors: Vec::new(),
-        outputs: Vec::new(),
-        shards: 0,
-        written: 0,
-    };
+    let mut writer = ShardWriter::new(ctx, embedder.dim())?;
     let progress = Progress::new(ctx.progress, STAGE, items.len() as u64);
     let failed = features::embed_items(
         &embedder,
@@ -98,22 +80,7 @@ pub fn run(ctx: &StageContext) -> Result<StageOutput> {
         |n| progress.inc(n),
     )?;
     progress.finish();
-    writer.flush()?;
-    let embedded = writer.written;
-    let mut outputs = std::mem::take(&mut writer.outputs);
-    if cfg.pairs > 0 {
-        let path = pairs_path(ctx);
-        write_pairs(
-            &path,
-            &writer.all_ids,
-            &writer.all_vectors,
-            dim,
-            cfg.pairs as usize,
-            (cfg.pairs_min as f32, cfg.pairs_max as f32),
-            device(ctx)?,
-        )?;
-        outputs.push(path);
-    }
+    let (embedded, outputs) = writer.finish(ctx)?;
     let rejects: Vec<Reject> = crate::features::as_rejects(failed, STAGE);
     Ok(StageOutput {
         counts: Counts {
@@ -126,8 +93,10 @@ pub fn run(ctx: &StageContext) -> Result<StageOutput> {
     })
 }
 
-struct ShardWriter<'a> {
-    dir: &'a Path,
+/// Writes the stage's shards from vectors given in id order, and `pairs.parquet` at the end;
+/// `mimicit merge` feeds it the vectors the partitions computed.
+pub(crate) struct ShardWriter {
+    dir: PathBuf,
     dim: usize,
     shard_rows: usize,
     npy: bool,
@@ -141,8 +110,55 @@ struct ShardWriter<'a> {
     written: usize,
 }
 
-impl ShardWriter<'_> {
-    fn push(
+impl ShardWriter {
+    /// Empties `OUT/{CODE}/features/` (shards of an earlier run, maybe more of them, must not
+    /// linger) and gets ready for vectors of `dim` values.
+    pub(crate) fn new(ctx: &StageContext, dim: usize) -> Result<ShardWriter> {
+        let cfg = &ctx.scenario.config.features;
+        let dir = features_dir(ctx);
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        }
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        Ok(ShardWriter {
+            dir,
+            dim,
+            shard_rows: cfg.shard_rows as usize,
+            npy: cfg.npy,
+            keep_all: search_pairs(ctx),
+            ids: Vec::new(),
+            vectors: Vec::new(),
+            all_ids: Vec::new(),
+            all_vectors: Vec::new(),
+            outputs: Vec::new(),
+            shards: 0,
+            written: 0,
+        })
+    }
+
+    /// Writes the last shard and, with `features.pairs`, `pairs.parquet`; returns the rows
+    /// written and every file.
+    pub(crate) fn finish(mut self, ctx: &StageContext) -> Result<(usize, Vec<PathBuf>)> {
+        self.flush()?;
+        let mut outputs = std::mem::take(&mut self.outputs);
+        if search_pairs(ctx) {
+            let cfg = &ctx.scenario.config.features;
+            let path = pairs_path(ctx);
+            write_pairs(
+                &path,
+                &self.all_ids,
+                &self.all_vectors,
+                self.dim,
+                cfg.pairs as usize,
+                (cfg.pairs_min as f32, cfg.pairs_max as f32),
+                device(ctx)?,
+            )?;
+            outputs.push(path);
+        }
+        Ok((self.written, outputs))
+    }
+
+    pub(crate) fn push(
         &mut self,
         ids: &[String],
         vectors: &[f32],
@@ -187,6 +203,12 @@ impl ShardWriter<'_> {
         }
         Ok(())
     }
+}
+
+/// Whether this run searches `pairs.parquet`: it needs every vector of the corpus, so a
+/// partition leaves it to `mimicit merge`.
+fn search_pairs(ctx: &StageContext) -> bool {
+    ctx.scenario.config.features.pairs > 0 && ctx.partition.is_none()
 }
 
 fn write_pairs(

@@ -1,12 +1,13 @@
 //! Stage 1, scan: the corpus adapter lists units; they are written to `units.parquet` in id
-//! order with media paths relative to the corpus root.
+//! order with media paths relative to the corpus root. A partition (`--partition i/N`) keeps
+//! the units it owns.
 
 use crate::error::{Error, Result};
 use crate::manifest::Counts;
 use crate::pipeline::{StageContext, StageOutput};
 
 pub fn run(ctx: &StageContext) -> Result<StageOutput> {
-    let found = crate::corpus::scan(ctx.scenario)?;
+    let mut found = crate::corpus::scan(ctx.scenario)?;
     if found.units.is_empty() && found.rejects.is_empty() {
         // Nothing to do and nothing wrong with any entry: the annotation files hold no entry at
         // all (or none of this scenario's shape). An empty output would hide that.
@@ -22,6 +23,10 @@ pub fn run(ctx: &StageContext) -> Result<StageOutput> {
             found.unannotated,
             ctx.scenario.media.display()
         )));
+    }
+    if let Some(p) = ctx.partition {
+        // A partition may hold no unit at all: the emptiness check above is on the whole corpus.
+        found = crate::partition::restrict_scan(found, p);
     }
     let path = super::units_path(ctx);
     crate::tables::write_units(&path, &found.units)?;
