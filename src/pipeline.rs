@@ -361,6 +361,27 @@ fn input_hash(stage: Stage, scenario: &Scenario, manifest: &Manifest) -> Result<
 /// `OUT/{CODE}/timings.json`: wall and CPU time per stage of the last run. It is the one file
 /// that differs between identical runs, so it is not listed in the manifest.
 fn write_timings(dir: &Path, summary: &RunSummary) -> Result<()> {
+    let path = dir.join("timings.json");
+    // What the previous run measured, by stage: an up-to-date stage keeps it as `last_ran`.
+    let previous: Vec<serde_json::Value> = std::fs::read(&path)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|v| v["stages"].as_array().cloned())
+        .unwrap_or_default();
+    let last_ran = |stage: &str| -> Option<serde_json::Value> {
+        let p = previous.iter().find(|p| p["stage"] == stage)?;
+        if p["status"] == "ran" {
+            let mut m = serde_json::json!({"wall_s": p["wall_s"].as_f64()?});
+            if let Some(cpu) = p["cpu_s"].as_f64() {
+                m["cpu_s"] = cpu.into();
+            }
+            Some(m)
+        } else {
+            p.get("last_ran")
+                .filter(|m| m["wall_s"].is_number())
+                .cloned()
+        }
+    };
     let stages: Vec<_> = summary
         .stages
         .iter()
@@ -376,13 +397,15 @@ fn write_timings(dir: &Path, summary: &RunSummary) -> Result<()> {
             if let Some(cpu) = s.cpu_s {
                 v["cpu_s"] = serde_json::json!((cpu * 1000.0).round() / 1000.0);
             }
+            if s.status == Status::UpToDate {
+                if let Some(m) = last_ran(s.stage.name()) {
+                    v["last_ran"] = m;
+                }
+            }
             v
         })
         .collect();
-    crate::atomic::write_json(
-        &dir.join("timings.json"),
-        &serde_json::json!({"stages": stages}),
-    )
+    crate::atomic::write_json(&path, &serde_json::json!({"stages": stages}))
 }
 
 pub fn status_name(s: Status) -> &'static str {

@@ -227,10 +227,24 @@ fn demo_run_is_complete_resumable_and_deterministic() {
         .into_iter()
         .map(|f| (f.clone(), std::fs::read(out1.join(&f)).unwrap()))
         .collect();
+    let first_timings = read_json(&out1.join("DC/timings.json"));
     let o = mimicit(dir.path(), &["run", "scenarios/demo.toml", "--out", "out1"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(stderr(&o).contains("up-to-date"), "{}", stderr(&o));
     assert!(!stderr(&o).contains(" ran"), "{}", stderr(&o));
+    // Its timings keep what the first run measured, as `last_ran` of each up-to-date stage.
+    let timings = read_json(&out1.join("DC/timings.json"));
+    assert_valid("timings.schema.json", &timings, "timings.json");
+    for (now, then) in timings["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(first_timings["stages"].as_array().unwrap())
+    {
+        assert_eq!(now["stage"], then["stage"]);
+        assert_eq!(now["status"], "up-to-date", "{now}");
+        assert_eq!(now["last_ran"]["wall_s"], then["wall_s"], "{now} {then}");
+    }
     for (f, bytes) in &before {
         // Timings differ between runs, and so does the report's page that shows them (see
         // tests/report.rs for the rest of the page).
