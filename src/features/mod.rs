@@ -36,7 +36,41 @@ pub fn as_rejects(failed: Vec<(String, String, String)>, stage: &str) -> Vec<cra
 
 /// blake3 over the files that make a model (config, preprocessing, weights; or the TorchScript
 /// file): what decides its vectors.
+///
+/// Hashing a large checkpoint takes a second or two, and both the dedup stage (semantic pass)
+/// and the features stage ask for it in one run: the result is kept per file set, keyed by path,
+/// size and modification time, for the life of the process.
 pub fn model_fingerprint(model: &Path) -> crate::error::Result<String> {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static DONE: OnceLock<Mutex<HashMap<String, String>>> = OnceLock::new();
+    let files = model_files(model)?;
+    let mut key = String::new();
+    for f in &files {
+        let meta = std::fs::metadata(f).map_err(|e| crate::error::Error::io(f, e))?;
+        key.push_str(&format!(
+            "{} {} {:?}\n",
+            f.display(),
+            meta.len(),
+            meta.modified().ok()
+        ));
+    }
+    let done = DONE.get_or_init(Default::default);
+    if let Some(hit) = done.lock().expect("not poisoned").get(&key) {
+        return Ok(hit.clone());
+    }
+    let mut h = blake3::Hasher::new();
+    for f in files {
+        let (n, hash) = crate::manifest::hash_file(&f)?;
+        h.update(format!("{n} {hash}\n").as_bytes());
+    }
+    let hex = h.finalize().to_hex().to_string();
+    done.lock().expect("not poisoned").insert(key, hex.clone());
+    Ok(hex)
+}
+
+/// The files that make a model: config, preprocessing and weights, or the TorchScript file.
+fn model_files(model: &Path) -> crate::error::Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     if model.is_dir() {
         for name in ["config.json", "preprocessor_config.json"] {
@@ -48,12 +82,7 @@ pub fn model_fingerprint(model: &Path) -> crate::error::Result<String> {
     } else {
         files.push(model.to_path_buf());
     }
-    let mut h = blake3::Hasher::new();
-    for f in files {
-        let (n, hash) = crate::manifest::hash_file(&f)?;
-        h.update(format!("{n} {hash}\n").as_bytes());
-    }
-    Ok(h.finalize().to_hex().to_string())
+    Ok(files)
 }
 
 /// A `.npy` file (format 1.0) of a C-order float32 matrix `rows x cols`.
@@ -153,6 +182,24 @@ pub fn torch_report() -> TorchReport {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn model_fingerprint_follows_the_weights() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("config.json"), "{}").unwrap();
+        std::fs::write(dir.path().join("model.safetensors"), b"weights one").unwrap();
+        let a = super::model_fingerprint(dir.path()).unwrap();
+        assert_eq!(a, super::model_fingerprint(dir.path()).unwrap());
+        std::fs::write(
+            dir.path().join("model.safetensors"),
+            b"other weights, longer",
+        )
+        .unwrap();
+        let b = super::model_fingerprint(dir.path()).unwrap();
+        assert_ne!(a, b);
+        std::fs::remove_file(dir.path().join("model.safetensors")).unwrap();
+        assert!(super::model_fingerprint(dir.path()).is_err());
+    }
+
     #[test]
     fn report_is_consistent() {
         let r = super::torch_report();
