@@ -27,7 +27,7 @@ use serde_json::{json, Value};
 
 use super::{index_images, media_rel, ScanResult};
 use crate::config::Scenario;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::model::{ImageItem, Reject, Unit, UnitMedia};
 
 const STAGE: &str = "scan";
@@ -45,24 +45,13 @@ pub fn scan(scenario: &Scenario) -> Result<ScanResult> {
             .extension()
             .is_some_and(|e| e.eq_ignore_ascii_case("jsonl"));
         if is_lines {
-            let text = std::fs::read_to_string(file).map_err(|e| Error::io(file, e))?;
-            for (n, line) in text.lines().enumerate() {
-                let line = line.trim();
-                if line.is_empty() {
-                    continue;
-                }
-                let at = format!("{file_name}:{}", n + 1);
-                let reject = |item: String, error: String| Reject {
-                    stage: STAGE.into(),
-                    item,
-                    path: at.clone(),
-                    error,
-                };
-                let (stem, record) = match parse_line(line) {
+            for line in super::jsonl_lines(file)? {
+                let reject = |item: String, error: String| line.reject(STAGE, item, error);
+                let (stem, record) = match parse_line(&line.text) {
                     Ok(v) => v,
                     Err(e) => {
                         result.rejects.push(reject(
-                            format!("line {}", n + 1),
+                            format!("line {}", line.number),
                             format!("malformed caption-and-box line: {e}"),
                         ));
                         continue;
@@ -75,7 +64,7 @@ pub fn scan(scenario: &Scenario) -> Result<ScanResult> {
                     ));
                     continue;
                 }
-                records.insert(stem, (record, at));
+                records.insert(stem, (record, line.at.clone()));
             }
         } else {
             let list = super::read_json_list(

@@ -311,6 +311,44 @@ pub fn index_videos(media: &Path) -> Result<BTreeMap<String, PathBuf>> {
     Ok(by_stem)
 }
 
+/// One non-empty line of a JSONL annotation file.
+pub struct JsonlLine {
+    /// 1-based line number.
+    pub number: usize,
+    /// `file:line`: where its rejects point.
+    pub at: String,
+    /// The line, trimmed.
+    pub text: String,
+}
+
+impl JsonlLine {
+    /// A reject of `stage` located at this line.
+    pub fn reject(&self, stage: &str, item: String, error: String) -> Reject {
+        Reject {
+            stage: stage.into(),
+            item,
+            path: self.at.clone(),
+            error,
+        }
+    }
+}
+
+/// The non-empty lines of a JSONL file, trimmed, with their numbers and locations.
+pub fn jsonl_lines(file: &Path) -> Result<Vec<JsonlLine>> {
+    let text = std::fs::read_to_string(file).map_err(|e| Error::io(file, e))?;
+    let name = file.display();
+    Ok(text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(n, l)| JsonlLine {
+            number: n + 1,
+            at: format!("{name}:{}", n + 1),
+            text: l.trim().to_string(),
+        })
+        .collect())
+}
+
 /// Reads an annotation file whose top level must be an object; `shape` says what it should hold
 /// (`{video_id: {...}}`) for the error message.
 pub fn read_json_object(

@@ -23,7 +23,7 @@ use serde_json::{json, Value};
 
 use super::{is_image, list_files, media_rel, ScanResult};
 use crate::config::Scenario;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::model::{ImageItem, Reject, Unit, UnitMedia};
 
 const STAGE: &str = "scan";
@@ -43,41 +43,29 @@ pub fn scan(scenario: &Scenario) -> Result<ScanResult> {
     let mut clips: BTreeMap<String, (Vec<String>, String)> = BTreeMap::new();
     let mut lines_seen: BTreeMap<String, String> = BTreeMap::new();
     for file in &scenario.annotations {
-        let file_name = file.display().to_string();
-        let text = std::fs::read_to_string(file).map_err(|e| Error::io(file, e))?;
-        for (n, line) in text.lines().enumerate() {
-            let line = line.trim();
-            if line.is_empty() {
-                continue;
-            }
-            let at = format!("{file_name}:{}", n + 1);
-            let reject = |item: String, error: String| Reject {
-                stage: STAGE.into(),
-                item,
-                path: at.clone(),
-                error,
-            };
-            let (vid_name, descs) = match parse_line(line) {
+        for line in super::jsonl_lines(file)? {
+            let reject = |item: String, error: String| line.reject(STAGE, item, error);
+            let (vid_name, descs) = match parse_line(&line.text) {
                 Ok(v) => v,
                 Err(e) => {
                     result.rejects.push(reject(
-                        format!("line {}", n + 1),
+                        format!("line {}", line.number),
                         format!("malformed line: {e}"),
                     ));
                     continue;
                 }
             };
-            if let Some(first) = lines_seen.get(line) {
+            if let Some(first) = lines_seen.get(&line.text) {
                 result.rejects.push(reject(
                     vid_name,
                     format!("duplicate line: the same record is at {first}; ignored"),
                 ));
                 continue;
             }
-            lines_seen.insert(line.to_string(), at.clone());
+            lines_seen.insert(line.text.clone(), line.at.clone());
             let entry = clips
                 .entry(vid_name)
-                .or_insert_with(|| (Vec::new(), at.clone()));
+                .or_insert_with(|| (Vec::new(), line.at.clone()));
             entry.0.extend(descs);
         }
     }
