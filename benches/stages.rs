@@ -39,7 +39,13 @@ fn scan(c: &mut Criterion) {
     g.bench_function("demo_units_and_table", |b| {
         b.iter(|| {
             let found = mimicit::corpus::scan(&scenario).unwrap();
-            mimicit::tables::write_units(&dir.path().join("units.parquet"), &found.units).unwrap();
+            mimicit::tables::write_units(
+                &dir.path().join("units.parquet"),
+                scenario.code,
+                &found.units,
+                &Default::default(),
+            )
+            .unwrap();
         })
     });
     g.bench_function("demo_fingerprint", |b| {

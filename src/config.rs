@@ -105,6 +105,31 @@ pub struct ScenarioFile {
     pub pack: PackConfig,
     #[serde(default)]
     pub corpus: CorpusConfig,
+    #[serde(default)]
+    pub metadata: MetadataConfig,
+}
+
+/// `[metadata]`: what the scan and metadata stages prepare for Syphus.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetadataConfig {
+    /// Only units whose media was found (and gave frames) get Syphus inputs: Syphus costs money
+    /// per unit. `false` also prepares annotation-only units (their media is still a reject).
+    #[serde(default = "yes")]
+    pub require_media: bool,
+    /// Probe every media file at scan (video: size, rate, duration, codec; image: size) for
+    /// `media.parquet`; `false` records path and bytes only.
+    #[serde(default = "yes")]
+    pub probe: bool,
+}
+
+impl Default for MetadataConfig {
+    fn default() -> Self {
+        MetadataConfig {
+            require_media: true,
+            probe: true,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -473,22 +498,73 @@ impl Default for PackConfig {
     }
 }
 
-/// Corpus-specific adapter settings (only Ego4D has any yet).
+/// How E4D cuts a video into clips.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ClipMode {
+    /// Fixed windows `[i * stride, i * stride + clip_seconds)`.
+    Windows,
+    /// Runs of narrations at most `density_gap` seconds apart, at most `clip_seconds` long.
+    Density,
+}
+
+/// Which frames TVC takes from a raw clip (a video instead of a TVQA frame folder).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TvcFrames {
+    /// The original rule on the clip's 3 fps frame grid, with the ids the frame folders give.
+    Original,
+    /// The `[keyframes]` policy (e.g. `uniform`, count 16: exact evenly spaced times).
+    Policy,
+}
+
+/// Where DC samples a video's frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FramesFrom {
+    /// The whole video.
+    Video,
+    /// Each caption segment `[start, end]` separately (the policy applies per segment).
+    Segments,
+}
+
+/// Corpus-specific adapter settings.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CorpusConfig {
-    /// E4D: length of a clip window, in seconds.
+    /// E4D: longest clip, in seconds (the window length for `clips = "windows"`).
     #[serde(default = "clip_seconds")]
     pub clip_seconds: f64,
     /// E4D: seconds between clip starts; default `clip_seconds` (windows side by side).
     #[serde(default)]
     pub clip_stride: Option<f64>,
+    /// E4D: `windows` (fixed) or `density` (runs of narrations).
+    #[serde(default = "clip_mode")]
+    pub clips: ClipMode,
+    /// E4D, `clips = "density"`: a gap longer than this between narrations ends a clip.
+    #[serde(default = "density_gap")]
+    pub density_gap: f64,
     /// E4D: drop the `#C` / `#O` / `#unsure` markers from narration texts.
     #[serde(default)]
     pub strip_markers: bool,
     /// E4D: which narration pass to read, 1 or 2.
     #[serde(default = "pass1")]
     pub narration_pass: u8,
+    /// E4D: optional object-description side file (relative to `source.root`).
+    #[serde(default)]
+    pub objects: Option<PathBuf>,
+    /// E4D: an object entry attaches to the nearest narration at most this many seconds away.
+    #[serde(default = "object_tolerance")]
+    pub object_tolerance: f64,
+    /// TVC: optional folder of `{vid_name}.srt` subtitles (relative to `source.root`).
+    #[serde(default)]
+    pub subtitles: Option<PathBuf>,
+    /// TVC: frames of raw clips, `original` or `policy`.
+    #[serde(default = "tvc_frames")]
+    pub tvc_frames: TvcFrames,
+    /// DC: `video` or `segments`.
+    #[serde(default = "frames_from")]
+    pub frames_from: FramesFrom,
 }
 
 fn clip_seconds() -> f64 {
@@ -497,14 +573,36 @@ fn clip_seconds() -> f64 {
 fn pass1() -> u8 {
     1
 }
+fn clip_mode() -> ClipMode {
+    ClipMode::Windows
+}
+fn density_gap() -> f64 {
+    10.0
+}
+fn object_tolerance() -> f64 {
+    1.0
+}
+fn tvc_frames() -> TvcFrames {
+    TvcFrames::Original
+}
+fn frames_from() -> FramesFrom {
+    FramesFrom::Video
+}
 
 impl Default for CorpusConfig {
     fn default() -> Self {
         CorpusConfig {
             clip_seconds: clip_seconds(),
             clip_stride: None,
+            clips: clip_mode(),
+            density_gap: density_gap(),
             strip_markers: false,
             narration_pass: pass1(),
+            objects: None,
+            object_tolerance: object_tolerance(),
+            subtitles: None,
+            tvc_frames: tvc_frames(),
+            frames_from: frames_from(),
         }
     }
 }
@@ -526,6 +624,10 @@ pub struct Scenario {
     pub answers: Vec<PathBuf>,
     /// Absolute CLIP model path (`features.model`), when set.
     pub model: Option<PathBuf>,
+    /// Absolute E4D object side file (`corpus.objects`), when set.
+    pub objects: Option<PathBuf>,
+    /// Absolute TVC subtitle folder (`corpus.subtitles`), when set.
+    pub subtitles: Option<PathBuf>,
     pub config: ScenarioFile,
     /// The effective table (file + overrides, paths as written): what stage hashes are made of.
     pub table: toml::Table,
@@ -684,6 +786,32 @@ impl Scenario {
                 ));
             }
         }
+        let objects = match &config.corpus.objects {
+            Some(o) => {
+                let p = absolute(&root, o);
+                if !p.is_file() {
+                    return Err(key_err(
+                        "corpus.objects",
+                        format!("file {} does not exist", p.display()),
+                    ));
+                }
+                Some(p)
+            }
+            None => None,
+        };
+        let subtitles = match &config.corpus.subtitles {
+            Some(o) => {
+                let p = absolute(&root, o);
+                if !p.is_dir() {
+                    return Err(key_err(
+                        "corpus.subtitles",
+                        format!("folder {} does not exist", p.display()),
+                    ));
+                }
+                Some(p)
+            }
+            None => None,
+        };
         let name = config.name.clone().unwrap_or_else(|| {
             file.file_stem()
                 .map(|s| s.to_string_lossy().into_owned())
@@ -698,6 +826,8 @@ impl Scenario {
             media,
             answers,
             model,
+            objects,
+            subtitles,
             config,
             table,
         })
@@ -738,6 +868,12 @@ impl Scenario {
             if !(stride.is_finite() && stride > 0.0) {
                 return bad("corpus.clip_stride", "must be a number above 0");
             }
+        }
+        if !(c.corpus.density_gap.is_finite() && c.corpus.density_gap > 0.0) {
+            return bad("corpus.density_gap", "must be a number above 0");
+        }
+        if !(c.corpus.object_tolerance.is_finite() && c.corpus.object_tolerance >= 0.0) {
+            return bad("corpus.object_tolerance", "must be a number of seconds, 0 or more");
         }
         if !(1..=2).contains(&c.corpus.narration_pass) {
             return bad("corpus.narration_pass", "must be 1 or 2");

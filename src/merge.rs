@@ -211,14 +211,13 @@ fn scan(ctx: &StageContext, parts: &[Part]) -> Result<StageOutput> {
             w[0].id
         )));
     }
-    let path = stages::units_path(ctx);
-    crate::tables::write_units(&path, &units)?;
+    let outputs = stages::scan::write_tables(ctx, &mut units)?;
     Ok(StageOutput {
         counts: Counts {
             ok: units.len() as u64,
             ..summed(parts)
         },
-        outputs: vec![path],
+        outputs,
         rejects: Vec::new(),
     })
 }

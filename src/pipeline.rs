@@ -49,11 +49,11 @@ impl Stage {
     /// The config sections whose values change this stage's output.
     fn sections(self) -> &'static [&'static str] {
         match self {
-            Stage::Scan => &["source", "corpus"],
+            Stage::Scan => &["source", "corpus", "metadata"],
             Stage::Keyframes => &["keyframes", "image"],
             Stage::Dedup => &["dedup"],
             Stage::Features => &["features"],
-            Stage::Metadata => &[],
+            Stage::Metadata => &["metadata"],
             Stage::Pack => &["pack"],
         }
     }

@@ -64,12 +64,23 @@ pub fn read_string_column(path: &Path, name: &str) -> Result<Vec<String>> {
     strings(&df, path, name)
 }
 
-pub fn write_units(path: &Path, units: &[Unit]) -> Result<()> {
+/// Writes `units.parquet`: the flat columns people query (`unit_id`, `scenario`, `source`,
+/// `kind`, `path`, `start_s`, `end_s`, `duration_s`, `images`, `media_found`) and the JSON
+/// columns stages read back (`media`, `times`, `annotation`). `media` gives each media path's
+/// probe, for durations.
+pub fn write_units(
+    path: &Path,
+    code: crate::config::Code,
+    units: &[Unit],
+    media: &std::collections::BTreeMap<String, crate::model::MediaRow>,
+) -> Result<()> {
     let n = units.len();
     let mut kind = Vec::with_capacity(n);
     let mut media_path = Vec::with_capacity(n);
     let mut start = Vec::with_capacity(n);
     let mut end = Vec::with_capacity(n);
+    let mut duration = Vec::with_capacity(n);
+    let mut images = Vec::with_capacity(n);
     for u in units {
         match &u.media {
             UnitMedia::Video {
@@ -78,10 +89,18 @@ pub fn write_units(path: &Path, units: &[Unit]) -> Result<()> {
                 end: e,
                 ..
             } => {
+                let p = path.to_string_lossy().into_owned();
+                let probed = media.get(&p).and_then(|m| m.duration_s);
+                let stop = match (e, probed) {
+                    (Some(e), Some(d)) => Some(e.min(d)),
+                    (e, d) => e.or(d),
+                };
                 kind.push("video");
-                media_path.push(path.to_string_lossy().into_owned());
+                duration.push(stop.map(|t| (t - s.unwrap_or(0.0)).max(0.0)));
+                media_path.push(p);
                 start.push(*s);
                 end.push(*e);
+                images.push(None);
             }
             UnitMedia::Images { items } => {
                 kind.push("images");
@@ -93,18 +112,43 @@ pub fn write_units(path: &Path, units: &[Unit]) -> Result<()> {
                 );
                 start.push(None);
                 end.push(None);
+                duration.push(None);
+                images.push(Some(items.len() as u32));
+            }
+            UnitMedia::Missing { expected } => {
+                kind.push("missing");
+                media_path.push(expected.clone());
+                start.push(None);
+                end.push(None);
+                duration.push(None);
+                images.push(None);
             }
         }
     }
+    let code = code.to_string();
     let cols = vec![
         Column::new(
             "unit_id".into(),
             units.iter().map(|u| u.id.as_str()).collect::<Vec<_>>(),
         ),
+        Column::new("scenario".into(), vec![code.as_str(); n]),
+        Column::new(
+            "source".into(),
+            units.iter().map(|u| u.source.as_str()).collect::<Vec<_>>(),
+        ),
         Column::new("kind".into(), kind),
         Column::new("path".into(), media_path),
         Column::new("start_s".into(), start),
         Column::new("end_s".into(), end),
+        Column::new("duration_s".into(), duration),
+        Column::new("images".into(), images),
+        Column::new(
+            "media_found".into(),
+            units
+                .iter()
+                .map(|u| !matches!(u.media, UnitMedia::Missing { .. }))
+                .collect::<Vec<_>>(),
+        ),
         Column::new(
             "media".into(),
             units.iter().map(|u| json(&u.media)).collect::<Vec<_>>(),
@@ -125,10 +169,86 @@ pub fn write_units(path: &Path, units: &[Unit]) -> Result<()> {
     write_df(path, df)
 }
 
+/// Writes `media.parquet`, one row per media file, in the order given.
+pub fn write_media(path: &Path, rows: &[crate::model::MediaRow]) -> Result<()> {
+    let n = rows.len();
+    let cols = vec![
+        Column::new(
+            "path".into(),
+            rows.iter().map(|r| r.path.as_str()).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "kind".into(),
+            rows.iter().map(|r| r.kind.as_str()).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "bytes".into(),
+            rows.iter().map(|r| r.bytes).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "width".into(),
+            rows.iter().map(|r| r.width).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "height".into(),
+            rows.iter().map(|r| r.height).collect::<Vec<_>>(),
+        ),
+        Column::new("fps".into(), rows.iter().map(|r| r.fps).collect::<Vec<_>>()),
+        Column::new(
+            "duration_s".into(),
+            rows.iter().map(|r| r.duration_s).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "codec".into(),
+            rows.iter().map(|r| r.codec.as_deref()).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "rotation".into(),
+            rows.iter().map(|r| r.rotation).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "error".into(),
+            rows.iter().map(|r| r.error.as_deref()).collect::<Vec<_>>(),
+        ),
+    ];
+    let df = DataFrame::new(n, cols).map_err(|e| table_err(path, e))?;
+    write_df(path, df)
+}
+
+/// Writes `annotations.parquet`, one row per annotation item, in the order given.
+pub fn write_annotations(path: &Path, rows: &[crate::model::AnnotationRow]) -> Result<()> {
+    let n = rows.len();
+    let cols = vec![
+        Column::new(
+            "unit_id".into(),
+            rows.iter().map(|r| r.unit_id.as_str()).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "t_start".into(),
+            rows.iter().map(|r| r.t_start).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "t_end".into(),
+            rows.iter().map(|r| r.t_end).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "text".into(),
+            rows.iter().map(|r| r.text.as_str()).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "kind".into(),
+            rows.iter().map(|r| r.kind.as_str()).collect::<Vec<_>>(),
+        ),
+    ];
+    let df = DataFrame::new(n, cols).map_err(|e| table_err(path, e))?;
+    write_df(path, df)
+}
+
 pub fn read_units(path: &Path) -> Result<Vec<Unit>> {
     let df = read_df(path)?;
     let s = |name: &str| -> Result<Vec<String>> { strings(&df, path, name) };
     let (ids, media, times, ann) = (s("unit_id")?, s("media")?, s("times")?, s("annotation")?);
+    let sources = s("source")?;
     let parse = |what: &str, text: &str| -> Result<serde_json::Value> {
         serde_json::from_str(text).map_err(|e| table_err(path, format!("{what}: {e}")))
     };
@@ -136,6 +256,7 @@ pub fn read_units(path: &Path) -> Result<Vec<Unit>> {
     for i in 0..ids.len() {
         units.push(Unit {
             id: ids[i].clone(),
+            source: sources[i].clone(),
             media: serde_json::from_value(parse("media", &media[i])?)
                 .map_err(|e| table_err(path, format!("media: {e}")))?,
             times: serde_json::from_value(parse("times", &times[i])?)
@@ -415,18 +536,22 @@ mod tests {
         let units = vec![
             Unit {
                 id: "v_a".into(),
+                source: "train.json".into(),
                 media: UnitMedia::Video {
                     path: "videos/v_a.mp4".into(),
                     start: Some(1.5),
                     end: None,
                     key_prefix: "v_a".into(),
                     key_width: 4,
+                    segments: Vec::new(),
+                    chosen: Vec::new(),
                 },
                 times: vec![0.5, 2.0],
                 annotation: serde_json::json!({"sentences": ["a", "b"]}),
             },
             Unit {
                 id: "pair".into(),
+                source: "x.jsonl:3".into(),
                 media: UnitMedia::Images {
                     items: vec![ImageItem {
                         path: "x/1.png".into(),
@@ -439,8 +564,9 @@ mod tests {
         ];
         let a = dir.path().join("a.parquet");
         let b = dir.path().join("b.parquet");
-        write_units(&a, &units).unwrap();
-        write_units(&b, &units).unwrap();
+        let media = Default::default();
+        write_units(&a, crate::config::Code::DC, &units, &media).unwrap();
+        write_units(&b, crate::config::Code::DC, &units, &media).unwrap();
         assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
         assert_eq!(read_units(&a).unwrap(), units);
     }

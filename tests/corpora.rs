@@ -111,6 +111,13 @@ fn check_frames(out: &Path, code: &str, q: &[(String, String)]) -> BTreeSet<Stri
                     u.id
                 );
             }
+            UnitMedia::Missing { .. } => {
+                assert!(
+                    !frames.iter().any(|f| f.unit_id == u.id),
+                    "annotation-only unit {} has frames",
+                    u.id
+                );
+            }
         }
     }
     ids

@@ -193,6 +193,7 @@ pub fn scan(scenario: &Scenario) -> Result<ScanResult> {
         };
         result.units.push(Unit {
             id: format!("{sa}_{sb}"),
+            source: a.source.clone(),
             media: UnitMedia::Images {
                 items: vec![item(&sa), item(&sb)],
             },

@@ -2,6 +2,10 @@
 //! container (`v_xxx.mp4`, `.mkv`, `.webm`, ...). One unit per video; frame ids
 //! `DC_IMG_{video stem}_{i:04}`.
 //!
+//! `[corpus] frames_from = "segments"` samples each caption segment on its own (the keyframe
+//! policy applied to `[start, end]` of every segment, overlaps kept once) instead of the whole
+//! video; the unit and its ids stay the same.
+//!
 //! Annotation file: `{"v_xxx": {"duration": 82.7, "timestamps": [[s, e], ...],
 //! "sentences": [...]}, ...}`. The Syphus entry of a unit is `{"timestamps", "sentences"}`.
 
@@ -10,7 +14,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use super::{index_videos, ScanResult};
-use crate::config::Scenario;
+use crate::config::{FramesFrom, Scenario};
 use crate::error::Result;
 use crate::model::{Reject, Unit, UnitMedia};
 
@@ -53,16 +57,34 @@ pub fn scan(scenario: &Scenario) -> Result<ScanResult> {
                     continue;
                 }
             };
+            let annotation = serde_json::json!({
+                "timestamps": timestamps,
+                "sentences": sentences,
+            });
             let Some(video) = videos.get(video_id) else {
-                result.rejects.push(reject(format!(
-                    "no video named {video_id}.* under {}",
-                    scenario.media.display()
-                )));
+                let missing = Unit {
+                    id: video_id.clone(),
+                    source: file_name.clone(),
+                    media: UnitMedia::Missing {
+                        expected: media_rel.join(format!("{video_id}.*")).display().to_string(),
+                    },
+                    times: Vec::new(),
+                    annotation,
+                };
+                result.media_missing(
+                    scenario,
+                    reject(format!(
+                        "no video named {video_id}.* under {}",
+                        scenario.media.display()
+                    )),
+                    missing,
+                );
                 continue;
             };
             let times = timestamps.iter().map(|[s, e]| (s + e) / 2.0).collect();
             result.units.push(Unit {
                 id: video_id.clone(),
+                source: file_name.clone(),
                 media: UnitMedia::Video {
                     path: media_rel.join(video),
                     start: None,
@@ -72,12 +94,14 @@ pub fn scan(scenario: &Scenario) -> Result<ScanResult> {
                         .map(|s| s.to_string_lossy().into_owned())
                         .unwrap_or_else(|| video_id.clone()),
                     key_width: 4,
+                    segments: match scenario.config.corpus.frames_from {
+                        FramesFrom::Video => Vec::new(),
+                        FramesFrom::Segments => timestamps.clone(),
+                    },
+                    chosen: Vec::new(),
                 },
                 times,
-                annotation: serde_json::json!({
-                    "timestamps": timestamps,
-                    "sentences": sentences,
-                }),
+                annotation,
             });
         }
     }

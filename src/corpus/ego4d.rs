@@ -88,7 +88,8 @@ pub fn scan(scenario: &Scenario) -> Result<ScanResult> {
             if narrations.is_empty() {
                 continue;
             }
-            let Some(path) = videos.get(video) else {
+            let path = videos.get(video);
+            if path.is_none() {
                 result.rejects.push(reject(
                     video.clone(),
                     format!(
@@ -96,20 +97,31 @@ pub fn scan(scenario: &Scenario) -> Result<ScanResult> {
                         scenario.media.display()
                     ),
                 ));
-                continue;
-            };
+                if scenario.config.metadata.require_media {
+                    continue;
+                }
+            }
             for (clip, members) in clips(&narrations, cfg) {
                 let (start, end) = window(clip, cfg);
                 let id = format!("{video}_clip{clip:06}");
-                result.units.push(Unit {
-                    id: id.clone(),
-                    media: UnitMedia::Video {
+                let unit_media = match path {
+                    Some(path) => UnitMedia::Video {
                         path: media.join(path),
                         start: Some(start),
                         end: Some(end),
-                        key_prefix: id,
+                        key_prefix: id.clone(),
                         key_width: 8,
+                        segments: Vec::new(),
+                        chosen: Vec::new(),
                     },
+                    None => UnitMedia::Missing {
+                        expected: media.join(format!("{video}.*")).display().to_string(),
+                    },
+                };
+                result.units.push(Unit {
+                    id,
+                    source: file_name.clone(),
+                    media: unit_media,
                     times: members.iter().map(|n| n.time).collect(),
                     annotation: json!({
                         "video": video,
@@ -259,7 +271,7 @@ mod tests {
             clip_seconds: len,
             clip_stride: stride,
             strip_markers: strip,
-            narration_pass: 1,
+            ..CorpusConfig::default()
         }
     }
 

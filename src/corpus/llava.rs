@@ -85,8 +85,18 @@ pub fn scan(scenario: &Scenario) -> Result<ScanResult> {
         }
     }
     for (stem, (record, at)) in records {
+        let convs = conversations.remove(&stem).unwrap_or_default();
         let Some(rel) = files.get(&stem) else {
-            result.rejects.push(Reject {
+            let missing = Unit {
+                id: stem.clone(),
+                source: at.clone(),
+                media: UnitMedia::Missing {
+                    expected: media.join(format!("{stem}.jpg")).display().to_string(),
+                },
+                times: Vec::new(),
+                annotation: json!({"record": record, "conversations": convs}),
+            };
+            let reject = Reject {
                 stage: STAGE.into(),
                 item: stem.clone(),
                 path: at,
@@ -94,12 +104,13 @@ pub fn scan(scenario: &Scenario) -> Result<ScanResult> {
                     "no image {stem}.jpg (nor COCO_train2014_{stem}.jpg, COCO_val2014_{stem}.jpg) under {}",
                     scenario.media.display()
                 ),
-            });
+            };
+            result.media_missing(scenario, reject, missing);
             continue;
         };
-        let convs = conversations.remove(&stem).unwrap_or_default();
         result.units.push(Unit {
             id: stem.clone(),
+            source: at.clone(),
             media: UnitMedia::Images {
                 items: vec![ImageItem {
                     path: media.join(rel),

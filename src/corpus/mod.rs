@@ -29,6 +29,18 @@ pub struct ScanResult {
     pub unannotated: u64,
 }
 
+impl ScanResult {
+    /// Records a unit whose media was not found: the reject always; the unit itself, as
+    /// annotation-only (`UnitMedia::Missing { expected }`), when `metadata.require_media` is
+    /// false, so that Syphus inputs can still be prepared for it.
+    pub fn media_missing(&mut self, scenario: &Scenario, reject: Reject, unit: Unit) {
+        self.rejects.push(reject);
+        if !scenario.config.metadata.require_media {
+            self.units.push(unit);
+        }
+    }
+}
+
 /// Lists the units of a scenario's corpus.
 pub fn scan(scenario: &Scenario) -> Result<ScanResult> {
     match scenario.code {
@@ -74,6 +86,99 @@ pub fn annotation_count(code: Code, annotation: &serde_json::Value) -> usize {
         Code::VST => vist::story_count(annotation),
         Code::LA => len(&annotation["record"]["captions"]),
     }
+}
+
+/// The annotation items of a unit, one row each, for `annotations.parquet`. Times are on the
+/// media timeline. Kinds: DC `caption`; TVC `description`, `subtitle`; SD `difference`; CGD
+/// `caption`, `box` (text prefixed by the image, `a: ...`); SN `description` (`object: text`);
+/// E4D `narration`, `objects`; VST `story` (`story_id: text`); LA `caption`, `box`,
+/// `conversation` (`from: value`).
+pub fn annotation_rows(code: Code, unit: &Unit) -> Vec<crate::model::AnnotationRow> {
+    use serde_json::Value;
+    let a = &unit.annotation;
+    let mut rows = Vec::new();
+    let mut row = |t_start: Option<f64>, t_end: Option<f64>, text: String, kind: &str| {
+        rows.push(crate::model::AnnotationRow {
+            unit_id: unit.id.clone(),
+            t_start,
+            t_end,
+            text,
+            kind: kind.to_string(),
+        })
+    };
+    let list = |v: &Value| v.as_array().cloned().unwrap_or_default();
+    let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
+    match code {
+        Code::DC => {
+            for (ts, s) in list(&a["timestamps"]).iter().zip(list(&a["sentences"])) {
+                row(ts[0].as_f64(), ts[1].as_f64(), text(&s), "caption");
+            }
+        }
+        Code::SD => {
+            for s in list(&a["sentences"]) {
+                row(None, None, text(&s), "difference");
+            }
+        }
+        Code::TVC => {
+            for d in list(&a["descs"]) {
+                row(None, None, text(&d["desc"]), "description");
+            }
+            for s in list(&a["subtitles"]) {
+                row(s["start"].as_f64(), s["end"].as_f64(), text(&s["text"]), "subtitle");
+            }
+        }
+        Code::CGD => {
+            let mut image = "";
+            for line in a["sentences"].as_str().unwrap_or_default().lines() {
+                match line {
+                    "image a:" => image = "a",
+                    "image b:" => image = "b",
+                    _ if line.ends_with(']') && line.contains(": [") => {
+                        row(None, None, format!("{image}: {line}"), "box")
+                    }
+                    _ => row(None, None, format!("{image}: {line}"), "caption"),
+                }
+            }
+        }
+        Code::SN => {
+            for d in list(&a["description"]) {
+                row(None, None, format!("{}: {}", text(&d[0]), text(&d[1])), "description");
+            }
+        }
+        Code::E4D => {
+            let start = a["start"].as_f64().unwrap_or(0.0);
+            for n in list(&a["narrations"]) {
+                let t = n["time"].as_f64().map(|t| start + t);
+                row(t, None, text(&n["text"]), "narration");
+                let objects: Vec<String> = list(&n["object_description"]).iter().map(text).collect();
+                if !objects.is_empty() {
+                    row(t, None, objects.join("; "), "objects");
+                }
+            }
+        }
+        Code::VST => {
+            for r in list(&a["annotations"]) {
+                let r = r.get(0).unwrap_or(&r);
+                let t = r.get("original_text").unwrap_or(&r["text"]);
+                row(None, None, format!("{}: {}", text(&r["story_id"]), text(t)), "story");
+            }
+        }
+        Code::LA => {
+            let rec = &a["record"];
+            for c in list(&rec["captions"]) {
+                row(None, None, text(&c), "caption");
+            }
+            for i in list(&rec["instances"]) {
+                row(None, None, format!("{}: {}", text(&i["category"]), i["bbox"]), "box");
+            }
+            for turns in list(&a["conversations"]) {
+                for t in list(&turns) {
+                    row(None, None, format!("{}: {}", text(&t["from"]), text(&t["value"])), "conversation");
+                }
+            }
+        }
+    }
+    rows
 }
 
 /// The annotation file in the layout Syphus's own loader reads for scenario `code`, built from
@@ -250,6 +355,16 @@ pub fn fingerprint(scenario: &Scenario) -> Result<String> {
     }
     for (rel, size) in list_files(&scenario.media)? {
         h.update(format!("media {} {size}\n", rel.display()).as_bytes());
+    }
+    if let Some(o) = &scenario.objects {
+        let (n, hash) = crate::manifest::hash_file(o)?;
+        h.update(format!("objects {n} {hash}\n").as_bytes());
+    }
+    if let Some(dir) = &scenario.subtitles {
+        for (rel, _) in list_files(dir)? {
+            let (n, hash) = crate::manifest::hash_file(&dir.join(&rel))?;
+            h.update(format!("subtitles {} {n} {hash}\n", rel.display()).as_bytes());
+        }
     }
     Ok(h.finalize().to_hex().to_string())
 }

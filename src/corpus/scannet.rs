@@ -100,9 +100,9 @@ pub fn scan(scenario: &Scenario) -> Result<ScanResult> {
                 ]);
         }
     }
-    for (scan_id, (_, file)) in &described {
+    for (scan_id, (entries, file)) in &described {
         if !scans.contains_key(scan_id) {
-            result.rejects.push(Reject {
+            let reject = Reject {
                 stage: STAGE.into(),
                 item: scan_id.clone(),
                 path: file.clone(),
@@ -110,7 +110,20 @@ pub fn scan(scenario: &Scenario) -> Result<ScanResult> {
                     "no color frames {scan_id}/color/*.jpg under {}",
                     scenario.media.display()
                 ),
-            });
+            };
+            let unit = Unit {
+                id: scan_id.clone(),
+                source: file.clone(),
+                media: UnitMedia::Missing {
+                    expected: media
+                        .join(format!("{scan_id}/color/*.jpg"))
+                        .display()
+                        .to_string(),
+                },
+                times: Vec::new(),
+                annotation: json!({ "description": shuffled(entries, scan_id) }),
+            };
+            result.media_missing(scenario, reject, unit);
         }
     }
     for (scan_id, frames) in &scans {
@@ -123,15 +136,11 @@ pub fn scan(scenario: &Scenario) -> Result<ScanResult> {
                 .map(|(_, v)| v)
                 .next()
         };
-        let Some((entries, _)) = own.or_else(borrowed) else {
+        let Some((entries, file)) = own.or_else(borrowed) else {
             result.unannotated += 1;
             continue;
         };
-        let description: Vec<&[String; 2]> = seeded_shuffle(entries.len(), scan_id)
-            .into_iter()
-            .take(MAX_DESCRIPTIONS)
-            .map(|i| &entries[i])
-            .collect();
+        let description = shuffled(entries, scan_id);
         let items = frames
             .iter()
             .map(|rel| ImageItem {
@@ -144,12 +153,23 @@ pub fn scan(scenario: &Scenario) -> Result<ScanResult> {
             .collect();
         result.units.push(Unit {
             id: scan_id.clone(),
+            source: file.clone(),
             media: UnitMedia::Images { items },
             times: Vec::new(),
             annotation: json!({ "description": description }),
         });
     }
     Ok(result)
+}
+
+/// Up to [`MAX_DESCRIPTIONS`] of a scan's `[object, text]` entries, shuffled by a seed made of
+/// the scan id.
+fn shuffled<'a>(entries: &'a [[String; 2]], scan_id: &str) -> Vec<&'a [String; 2]> {
+    seeded_shuffle(entries.len(), scan_id)
+        .into_iter()
+        .take(MAX_DESCRIPTIONS)
+        .map(|i| &entries[i])
+        .collect()
 }
 
 /// `sceneXXXX_YY` with digits.

@@ -60,18 +60,36 @@ pub fn scan(scenario: &Scenario) -> Result<ScanResult> {
                     .filter(|(p, _)| p.is_none())
                     .map(|(_, s)| format!("{img_id}{s}.png|.jpg|.jpeg"))
                     .collect();
-                result.rejects.push(reject(
-                    key,
-                    format!(
-                        "no image {} under {}",
-                        missing.join(" nor "),
-                        scenario.media.display()
+                let missing_unit = Unit {
+                    id: key.clone(),
+                    source: file_name.clone(),
+                    media: UnitMedia::Missing {
+                        expected: missing
+                            .iter()
+                            .map(|m| media.join(m).display().to_string())
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    },
+                    times: Vec::new(),
+                    annotation: serde_json::json!({"img_id": img_id, "sentences": sentences}),
+                };
+                result.media_missing(
+                    scenario,
+                    reject(
+                        key,
+                        format!(
+                            "no image {} under {}",
+                            missing.join(" nor "),
+                            scenario.media.display()
+                        ),
                     ),
-                ));
+                    missing_unit,
+                );
                 continue;
             };
             result.units.push(Unit {
                 id: key.clone(),
+                source: file_name.clone(),
                 media: UnitMedia::Images {
                     items: vec![
                         item(&media, a, format!("{key}_1")),

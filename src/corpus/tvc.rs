@@ -100,6 +100,7 @@ pub fn scan(scenario: &Scenario) -> Result<ScanResult> {
             .collect();
         result.units.push(Unit {
             id: vid_name.clone(),
+            source: at.clone(),
             media: UnitMedia::Images { items },
             times: Vec::new(),
             annotation: json!({

@@ -201,13 +201,20 @@ pub fn scan(scenario: &Scenario) -> Result<ScanResult> {
                 });
             }
         }
-        if photos.is_empty() {
-            result.rejects.push(reject(format!(
+        let none_found = photos.is_empty().then(|| {
+            reject(format!(
                 "album {album_id}: none of its {} photo(s) has a file under {}",
                 album.images.len(),
                 scenario.media.display()
-            )));
-            continue;
+            ))
+        });
+        if none_found.is_some() {
+            if scenario.config.metadata.require_media {
+                result.rejects.extend(none_found);
+                continue;
+            }
+            // Annotation only: the Syphus entry names every photo of the album.
+            photos = photo_order(album);
         }
         let images: Vec<Value> = photos
             .iter()
@@ -218,9 +225,28 @@ pub fn scan(scenario: &Scenario) -> Result<ScanResult> {
             .iter()
             .map(|s| Value::Array(vec![s.record.clone()]))
             .collect();
-        result.units.push(Unit {
+        let annotation = json!({
+            "album": record,
+            "photos": photos,
+            "images": images,
+            "annotations": annotations,
+        });
+        let unit = |media| Unit {
             id: album_id.clone(),
-            media: UnitMedia::Images {
+            source: album.source.clone(),
+            media,
+            times: Vec::new(),
+            annotation,
+        };
+        match none_found {
+            Some(r) => result.media_missing(
+                scenario,
+                r,
+                unit(UnitMedia::Missing {
+                    expected: media.join(format!("{{photo id}}.jpg")).display().to_string(),
+                }),
+            ),
+            None => result.units.push(unit(UnitMedia::Images {
                 items: photos
                     .iter()
                     .map(|p| ImageItem {
@@ -228,15 +254,8 @@ pub fn scan(scenario: &Scenario) -> Result<ScanResult> {
                         key: p.clone(),
                     })
                     .collect(),
-            },
-            times: Vec::new(),
-            annotation: json!({
-                "album": record,
-                "photos": photos,
-                "images": images,
-                "annotations": annotations,
-            }),
-        });
+            })),
+        }
     }
     result.unannotated = files
         .keys()

@@ -353,6 +353,24 @@ pub fn decode_bytes(bytes: &[u8], path: &Path) -> Result<RgbFrame, ImagingError>
     Ok(RgbFrame::new(width, height, rgb.into_raw()))
 }
 
+/// Width and height of a picture as stored (EXIF orientation not applied), read from its header
+/// only.
+pub fn dimensions(path: &Path) -> Result<(u32, u32), ImagingError> {
+    let io = |source| ImagingError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    ImageReader::open(path)
+        .map_err(io)?
+        .with_guessed_format()
+        .map_err(io)?
+        .into_dimensions()
+        .map_err(|source| ImagingError::Decode {
+            path: path.to_owned(),
+            source,
+        })
+}
+
 /// blake3 (hex) of the width and height (u32 little-endian) followed by the RGB24 pixels.
 pub fn pixel_hash(img: &RgbFrame) -> String {
     let mut hasher = blake3::Hasher::new();

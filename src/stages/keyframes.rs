@@ -77,6 +77,13 @@ pub fn run(ctx: &StageContext) -> Result<StageOutput> {
 }
 
 fn process_or_resume(ctx: &StageContext, journal: &Journal, unit: &Unit) -> Result<UnitResult> {
+    if matches!(unit.media, UnitMedia::Missing { .. }) {
+        // An annotation-only unit: the scan already recorded its missing media.
+        return Ok(UnitResult {
+            frames: Vec::new(),
+            reject: None,
+        });
+    }
     if let Some(done) = journal.get::<UnitResult>(&unit.id) {
         let files: Vec<(String, u64)> = done
             .frames
@@ -116,6 +123,7 @@ fn reject(unit: &Unit, error: String) -> Reject {
 fn media_path(unit: &Unit) -> String {
     match &unit.media {
         UnitMedia::Video { path, .. } => path.display().to_string(),
+        UnitMedia::Missing { expected } => expected.clone(),
         UnitMedia::Images { items } => items
             .first()
             .map(|i| i.path.display().to_string())
@@ -140,53 +148,82 @@ fn process(ctx: &StageContext, unit: &Unit) -> std::result::Result<Vec<FrameReco
             end,
             key_prefix,
             key_width,
+            segments,
+            chosen,
         } => {
             let full = scenario.root.join(path);
-            let segment = match (start, end) {
-                (None, None) => None,
-                (s, e) => Some((s.unwrap_or(0.0), e.unwrap_or(f64::INFINITY))),
+            let spans: Vec<Option<(f64, f64)>> = if segments.is_empty() {
+                vec![match (start, end) {
+                    (None, None) => None,
+                    (s, e) => Some((s.unwrap_or(0.0), e.unwrap_or(f64::INFINITY))),
+                }]
+            } else {
+                segments.iter().map(|[s, e]| Some((*s, *e))).collect()
             };
-            let sampling = Sampling::from_config(&scenario.config.keyframes, &unit.times);
-            let mut failure = None;
-            let mut on_frame = |f: video::SampledFrame| {
-                let i = frames.len();
-                let id = format!("{code}_IMG_{key_prefix}_{i:0width$}", width = *key_width);
-                match store(ctx, &f.image, &scenario.config.image) {
-                    Ok((file, bytes, pixel_hash, w, h)) => frames.push(FrameRecord {
-                        image_id: id,
-                        unit_id: unit.id.clone(),
-                        index: i as u32,
-                        time_s: Some(f.time_s),
-                        width: w,
-                        height: h,
-                        pixel_hash,
-                        file,
-                        bytes,
-                    }),
-                    Err(e) => {
-                        failure = Some(e);
-                        return ControlFlow::Break(());
+            let sampling = if chosen.is_empty() {
+                Sampling::from_config(&scenario.config.keyframes, &unit.times)
+            } else {
+                Sampling::At(chosen.iter().map(|c| c.time_s).collect())
+            };
+            // (time, stored frame), gathered over every span, then put in time order.
+            let mut got: Vec<(f64, Stored)> = Vec::new();
+            for span in spans {
+                if max > 0 && got.len() >= max {
+                    break;
+                }
+                let mut failure = None;
+                let mut on_frame = |f: video::SampledFrame| {
+                    // Overlapping segments offer the same frame twice: it is kept once.
+                    if got.iter().any(|(t, _)| (t - f.time_s).abs() < 1e-9) {
+                        return ControlFlow::Continue(());
                     }
+                    match store(ctx, &f.image, &scenario.config.image) {
+                        Ok(stored) => got.push((f.time_s, stored)),
+                        Err(e) => {
+                            failure = Some(e);
+                            return ControlFlow::Break(());
+                        }
+                    }
+                    if max > 0 && got.len() >= max {
+                        ControlFlow::Break(())
+                    } else {
+                        ControlFlow::Continue(())
+                    }
+                };
+                let info = video::sample(&full, &sampling, span, &mut on_frame)
+                    .map_err(|e| ItemError::Item(e.to_string()))?;
+                if let Some(e) = failure {
+                    return Err(e);
                 }
-                if max > 0 && frames.len() >= max {
-                    ControlFlow::Break(())
-                } else {
-                    ControlFlow::Continue(())
+                if info.decode_errors > 0 {
+                    tracing::warn!(
+                        "{}: {} decoder errors (frames around them skipped)",
+                        full.display(),
+                        info.decode_errors
+                    );
                 }
-            };
-            let info = video::sample(&full, &sampling, segment, &mut on_frame)
-                .map_err(|e| ItemError::Item(e.to_string()))?;
-            if let Some(e) = failure {
-                return Err(e);
             }
-            if info.decode_errors > 0 {
-                tracing::warn!(
-                    "{}: {} decoder errors (frames around them skipped)",
-                    full.display(),
-                    info.decode_errors
-                );
+            got.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let keys = chosen_keys(chosen, &got);
+            for (i, (time_s, (file, bytes, pixel_hash, w, h))) in got.into_iter().enumerate() {
+                let key = match &keys {
+                    Some(k) => k[i].clone(),
+                    None => format!("{key_prefix}_{i:0width$}", width = *key_width),
+                };
+                frames.push(FrameRecord {
+                    image_id: format!("{code}_IMG_{key}"),
+                    unit_id: unit.id.clone(),
+                    index: i as u32,
+                    time_s: Some(time_s),
+                    width: w,
+                    height: h,
+                    pixel_hash,
+                    file,
+                    bytes,
+                });
             }
         }
+        UnitMedia::Missing { .. } => {}
         UnitMedia::Images { items } => {
             for item in items.iter().take(if max > 0 { max } else { usize::MAX }) {
                 let full = scenario.root.join(&item.path);
@@ -211,6 +248,30 @@ fn process(ctx: &StageContext, unit: &Unit) -> std::result::Result<Vec<FrameReco
 }
 
 type Stored = (String, u64, String, u32, u32);
+
+/// The keys of adapter-chosen frames (None when the adapter chose none): each kept frame, in
+/// time order, takes the key of the nearest chosen time not yet taken. `At` sampling gives one
+/// frame per time, and once for times that pick the same frame, so the walk stays in step.
+fn chosen_keys(chosen: &[crate::model::ChosenFrame], got: &[(f64, Stored)]) -> Option<Vec<String>> {
+    if chosen.is_empty() {
+        return None;
+    }
+    let mut keys = Vec::with_capacity(got.len());
+    let mut c = 0;
+    for (t, _) in got {
+        while c + 1 < chosen.len()
+            && (chosen[c + 1].time_s - t).abs() <= (chosen[c].time_s - t).abs()
+        {
+            c += 1;
+        }
+        keys.push(chosen[c.min(chosen.len() - 1)].key.clone());
+        c += 1;
+        if c >= chosen.len() {
+            c = chosen.len() - 1;
+        }
+    }
+    Some(keys)
+}
 
 /// Resizes, encodes and stores one frame; returns (file relative to OUT/{CODE}, bytes, pixel
 /// hash, width, height).

@@ -1,6 +1,7 @@
 //! Stage 5, metadata: the files the Syphus instruction generator reads, for every unit that
 //! kept at least one frame (media that yielded no frame would make Syphus spend money on
-//! instructions no image backs):
+//! instructions no image backs), or for every unit with `metadata.require_media = false`
+//! (annotation-only units included):
 //! - `syphus/{CODE}_query.json`: `[{"id": unit_id, "sentences": message}, ...]` in unit id
 //!   order, `message` being the exact user message Syphus sends for that unit (FORMATS.md §4);
 //! - the scenario's annotation file in the layout Syphus's own loader reads
@@ -25,10 +26,15 @@ pub fn run(ctx: &StageContext) -> Result<StageOutput> {
     for f in &frames {
         *frames_per_unit.entry(f.unit_id.as_str()).or_default() += 1;
     }
+    let require_media = ctx.scenario.config.metadata.require_media;
     let kept: Vec<_> = units
         .iter()
-        .filter(|u| frames_per_unit.contains_key(u.id.as_str()))
+        .filter(|u| !require_media || frames_per_unit.contains_key(u.id.as_str()))
         .collect();
+    let without_frames = kept
+        .iter()
+        .filter(|u| !frames_per_unit.contains_key(u.id.as_str()))
+        .count();
     let skipped = (units.len() - kept.len()) as u64;
     let mut query = Vec::with_capacity(kept.len());
     for unit in &kept {
@@ -44,14 +50,19 @@ pub fn run(ctx: &StageContext) -> Result<StageOutput> {
 
     let per_unit_frames: Vec<usize> = kept
         .iter()
-        .map(|u| frames_per_unit[u.id.as_str()])
+        .map(|u| frames_per_unit.get(u.id.as_str()).copied().unwrap_or(0))
         .collect();
     let per_unit_annotations: Vec<usize> = kept
         .iter()
         .map(|u| crate::corpus::annotation_count(code, &u.annotation))
         .collect();
+    let only = if require_media {
+        String::new()
+    } else {
+        format!(", {without_frames} of them annotation-only")
+    };
     eprintln!(
-        "{code}: metadata: {} units with Syphus inputs ({skipped} without frames skipped); frames per unit {}; annotations per unit {}",
+        "{code}: metadata: {} units with Syphus inputs{only} ({skipped} without frames skipped); frames per unit {}; annotations per unit {}",
         kept.len(),
         spread(per_unit_frames),
         spread(per_unit_annotations),

@@ -1,8 +1,20 @@
 //! Stage 1, scan: the corpus adapter lists units; they are written to `units.parquet` in id
-//! order with media paths relative to the corpus root. A partition (`--partition i/N`) keeps
-//! the units it owns.
+//! order with media paths relative to the corpus root, with two more tables:
+//! - `media.parquet`: every media file the units use, probed (video: size, rate, duration,
+//!   codec, rotation; image: size) unless `metadata.probe = false`;
+//! - `annotations.parquet`: every annotation item of every unit (`unit_id`, `t_start`,
+//!   `t_end`, `text`, `kind`), in unit order.
+//!
+//! A partition (`--partition i/N`) keeps the units it owns.
 
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+
+use crate::config::Scenario;
 use crate::error::{Error, Result};
+use crate::model::{AnnotationRow, MediaRow, Unit, UnitMedia};
 use crate::manifest::Counts;
 use crate::pipeline::{StageContext, StageOutput};
 
@@ -28,8 +40,13 @@ pub fn run(ctx: &StageContext) -> Result<StageOutput> {
         // A partition may hold no unit at all: the emptiness check above is on the whole corpus.
         found = crate::partition::restrict_scan(found, p);
     }
-    let path = super::units_path(ctx);
-    crate::tables::write_units(&path, &found.units)?;
+    let root = format!("{}/", ctx.scenario.root.display());
+    for u in &mut found.units {
+        if let Some(rel) = u.source.strip_prefix(&root) {
+            u.source = rel.to_string();
+        }
+    }
+    let outputs = write_tables(ctx, &mut found.units)?;
     tracing::info!(
         "{}: {} units, {} rejected, {} media files without annotation",
         ctx.scenario.code,
@@ -43,7 +60,99 @@ pub fn run(ctx: &StageContext) -> Result<StageOutput> {
             rejected: 0,
             skipped: found.unannotated,
         },
-        outputs: vec![path],
+        outputs,
         rejects: found.rejects,
     })
+}
+
+/// Writes `units.parquet` (units sorted by id), `media.parquet` and `annotations.parquet` of
+/// `units`; returns their paths. The scan stage and `merge` share it, so a merged run writes
+/// the same bytes as a single one.
+pub fn write_tables(ctx: &StageContext, units: &mut [Unit]) -> Result<Vec<PathBuf>> {
+    units.sort_by(|a, b| a.id.cmp(&b.id));
+    let scenario = ctx.scenario;
+    let media = probe_media(scenario, units);
+    let by_path: BTreeMap<String, MediaRow> =
+        media.iter().map(|m| (m.path.clone(), m.clone())).collect();
+    let units_path = super::units_path(ctx);
+    crate::tables::write_units(&units_path, scenario.code, units, &by_path)?;
+    let media_path = ctx.dir.join("media.parquet");
+    crate::tables::write_media(&media_path, &media)?;
+    let rows: Vec<AnnotationRow> = units
+        .iter()
+        .flat_map(|u| crate::corpus::annotation_rows(scenario.code, u))
+        .collect();
+    let annotations_path = ctx.dir.join("annotations.parquet");
+    crate::tables::write_annotations(&annotations_path, &rows)?;
+    Ok(vec![units_path, media_path, annotations_path])
+}
+
+/// One row per distinct media file of `units`, sorted by path, probed in parallel.
+fn probe_media(scenario: &Scenario, units: &[Unit]) -> Vec<MediaRow> {
+    let mut wanted: BTreeMap<String, &'static str> = BTreeMap::new();
+    for u in units {
+        match &u.media {
+            UnitMedia::Video { path, .. } => {
+                wanted.insert(path.to_string_lossy().into_owned(), "video");
+            }
+            UnitMedia::Images { items } => {
+                for i in items {
+                    wanted.insert(i.path.to_string_lossy().into_owned(), "image");
+                }
+            }
+            UnitMedia::Missing { .. } => {}
+        }
+    }
+    let probe = scenario.config.metadata.probe;
+    wanted
+        .into_par_iter()
+        .map(|(path, kind)| probe_one(&scenario.root.join(&path), path, kind, probe))
+        .collect()
+}
+
+fn probe_one(full: &Path, path: String, kind: &str, probe: bool) -> MediaRow {
+    let mut row = MediaRow {
+        path,
+        kind: kind.to_string(),
+        bytes: None,
+        width: None,
+        height: None,
+        fps: None,
+        duration_s: None,
+        codec: None,
+        rotation: None,
+        error: None,
+    };
+    match std::fs::metadata(full) {
+        Ok(m) => row.bytes = Some(m.len()),
+        Err(e) => {
+            row.error = Some(format!("{}: {e}", full.display()));
+            return row;
+        }
+    }
+    if !probe {
+        return row;
+    }
+    if kind == "video" {
+        match crate::video::probe(full) {
+            Ok(info) => {
+                row.width = Some(info.width);
+                row.height = Some(info.height);
+                row.fps = info.fps;
+                row.duration_s = info.duration_s;
+                row.codec = Some(info.codec);
+                row.rotation = Some(info.rotation);
+            }
+            Err(e) => row.error = Some(e.to_string()),
+        }
+    } else {
+        match crate::imaging::dimensions(full) {
+            Ok((w, h)) => {
+                row.width = Some(w);
+                row.height = Some(h);
+            }
+            Err(e) => row.error = Some(e.to_string()),
+        }
+    }
+    row
 }
