@@ -873,7 +873,10 @@ impl Scenario {
             return bad("corpus.density_gap", "must be a number above 0");
         }
         if !(c.corpus.object_tolerance.is_finite() && c.corpus.object_tolerance >= 0.0) {
-            return bad("corpus.object_tolerance", "must be a number of seconds, 0 or more");
+            return bad(
+                "corpus.object_tolerance",
+                "must be a number of seconds, 0 or more",
+            );
         }
         if !(1..=2).contains(&c.corpus.narration_pass) {
             return bad("corpus.narration_pass", "must be 1 or 2");

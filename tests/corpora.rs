@@ -86,13 +86,17 @@ fn message<'a>(q: &'a [(String, String)], id: &str) -> &'a str {
         .1
 }
 
-/// Every image id that a unit with Syphus inputs refers to is in frames.parquet; returns the
-/// frame ids.
+/// Every image id that a unit with Syphus inputs refers to is in frames.parquet, and every
+/// table pandas reads matches its schema; returns the frame ids.
 fn check_frames(out: &Path, code: &str, q: &[(String, String)]) -> BTreeSet<String> {
     let frames = mimicit::tables::read_frames(&out.join(format!("{code}/frames.parquet"))).unwrap();
     let ids: BTreeSet<String> = frames.iter().map(|f| f.image_id.clone()).collect();
     let units = mimicit::tables::read_units(&out.join(format!("{code}/units.parquet"))).unwrap();
     let with_inputs: BTreeSet<&str> = q.iter().map(|(i, _)| i.as_str()).collect();
+    let failed: BTreeSet<String> = rejects(out, code, "keyframes")
+        .into_iter()
+        .map(|r| r.item)
+        .collect();
     for u in units.iter().filter(|u| with_inputs.contains(u.id.as_str())) {
         match &u.media {
             UnitMedia::Images { items } => {
@@ -101,6 +105,9 @@ fn check_frames(out: &Path, code: &str, q: &[(String, String)]) -> BTreeSet<Stri
                     assert!(ids.contains(&id), "{id} of {} not in frames.parquet", u.id);
                 }
             }
+            // A unit whose video gave no frame is a keyframes reject; it has Syphus inputs only
+            // with require_media = false.
+            UnitMedia::Video { .. } if failed.contains(&u.id) => {}
             UnitMedia::Video { key_prefix, .. } => {
                 let prefix = format!("{code}_IMG_{key_prefix}_");
                 assert!(
@@ -120,7 +127,35 @@ fn check_frames(out: &Path, code: &str, q: &[(String, String)]) -> BTreeSet<Stri
             }
         }
     }
+    check_tables(out, code);
     ids
+}
+
+/// Every table of a scenario's scan and keyframes stages, read by pandas and checked row by row
+/// against its schema; returns the rows by file name.
+fn check_tables(
+    out: &Path,
+    code: &str,
+) -> std::collections::BTreeMap<&'static str, Vec<serde_json::Value>> {
+    let mut all = std::collections::BTreeMap::new();
+    for (file, schema) in [
+        ("units.parquet", "units.schema.json"),
+        ("media.parquet", "media.schema.json"),
+        ("annotations.parquet", "annotations.schema.json"),
+        ("frames.parquet", "frames.schema.json"),
+        ("rejects/scan.parquet", "rejects.schema.json"),
+        ("rejects/keyframes.parquet", "rejects.schema.json"),
+    ] {
+        let path = out.join(code).join(file);
+        let Some(rows) = pandas_rows(&path) else {
+            continue;
+        };
+        for row in &rows {
+            assert_valid(schema, row, &path.display().to_string());
+        }
+        all.insert(file, rows);
+    }
+    all
 }
 
 fn rejects(out: &Path, code: &str, stage: &str) -> Vec<mimicit::model::Reject> {
@@ -335,6 +370,78 @@ fn ego4d_from_fixtures() {
     assert_eq!(native[uid.as_str()]["clips"][0]["clip_id"], clip0.as_str());
 }
 
+/// Density clips and the object side file, on the real narrations.
+#[test]
+fn ego4d_density_clips_and_objects() {
+    let Some(fx) = fixtures() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = dir.path().join("corpus");
+    let excerpt = read_json(&fx.join("ego4d/narration_excerpt_77cc4654.json"));
+    let (uid, inner) = excerpt.as_object().unwrap().iter().next().unwrap();
+    let times: Vec<f64> = inner["narrations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["timestamp_sec"].as_f64().unwrap())
+        .collect();
+    let wrapped = serde_json::json!({ uid: {"narration_pass_1": inner} });
+    std::fs::create_dir_all(corpus.join("ann")).unwrap();
+    std::fs::write(corpus.join("ann/narration.json"), wrapped.to_string()).unwrap();
+    std::fs::write(
+        corpus.join("ann/objects.json"),
+        serde_json::json!({
+            uid: [{"timestamp_sec": times[0] + 0.2, "objects": ["a woman", "a door"]}],
+            "other-video": [{"timestamp_sec": 1.0, "objects": ["x"]}],
+        })
+        .to_string(),
+    )
+    .unwrap();
+    copy(
+        &fx.join("ego4d/3c0dffd0-e38e-4643-bc48-d513943dc20b_012_014.mp4"),
+        &corpus.join(format!("videos/{uid}.mp4")),
+    );
+    let (out, o) = run(
+        dir.path(),
+        "scenario = \"E4D\"\n[corpus]\nclips = \"density\"\ndensity_gap = 4\nclip_seconds = 60\nstrip_markers = true\nobjects = \"ann/objects.json\"\n[metadata]\nrequire_media = false",
+        "annotations = \"ann/narration.json\"\nmedia = \"videos\"",
+    );
+    let q = query(&out, "E4D");
+    // The expected runs, by the documented rule.
+    let mut runs: Vec<Vec<f64>> = Vec::new();
+    let mut sorted = times.clone();
+    sorted.sort_by(f64::total_cmp);
+    for t in sorted {
+        match runs.last_mut() {
+            Some(r) if t - r[r.len() - 1] <= 4.0 && t - r[0] < 60.0 => r.push(t),
+            _ => runs.push(vec![t]),
+        }
+    }
+    assert_eq!(q.len(), runs.len(), "{}", stderr(&o));
+    for (i, (id, _)) in q.iter().enumerate() {
+        assert_eq!(id, &format!("{uid}_clip{i:06}"));
+    }
+    let first = &q[0].1;
+    assert!(
+        first.starts_with(
+            "timestamp: 0\ndescription: C interacts with a woman X\nobjects: a woman; a door"
+        ),
+        "{first}"
+    );
+    check_frames(&out, "E4D", &q);
+    let scan = rejects(&out, "E4D", "scan");
+    assert!(
+        scan.iter()
+            .any(|r| r.item == "other-video" && r.path.ends_with("objects.json (other-video[0])")),
+        "{scan:?}"
+    );
+    let tables = check_tables(&out, "E4D");
+    let objects = tables["annotations.parquet"]
+        .iter()
+        .filter(|r| r["kind"] == "objects")
+        .count();
+    assert_eq!(objects, 1);
+}
+
 #[test]
 fn coco_general_difference_from_fixtures() {
     let Some(fx) = fixtures() else { return };
@@ -436,6 +543,92 @@ fn dense_captions_from_fixtures() {
         "{}",
         stderr(&o)
     );
+}
+
+/// `frames_from = "segments"` samples inside the caption segments only, and
+/// `require_media = false` gives the 19 videos without a file annotation-only Syphus inputs.
+#[test]
+fn dense_captions_by_segment_and_annotation_only() {
+    let Some(fx) = fixtures() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = dir.path().join("corpus");
+    let all = read_json(&fx.join("activitynet_captions/val_1.first20.json"));
+    // The real 1.2 s clip stands for a video with two short caption segments.
+    let mut doc = all.clone();
+    doc["v_4Lu8ECLHvK4"] = serde_json::json!({
+        "duration": 1.2,
+        "timestamps": [[0.0, 0.3], [0.8, 1.1]],
+        "sentences": ["A first moment.", "A second one."],
+    });
+    std::fs::create_dir_all(corpus.join("captions")).unwrap();
+    std::fs::write(corpus.join("captions/val_1.json"), doc.to_string()).unwrap();
+    copy(
+        &fx.join("videos/realshort.mp4"),
+        &corpus.join("videos/v_4Lu8ECLHvK4.mp4"),
+    );
+    let (out, o) = run(
+        dir.path(),
+        "scenario = \"DC\"\n[keyframes]\npolicy = \"fps\"\nfps = 10\n[corpus]\nframes_from = \"segments\"\n[metadata]\nrequire_media = false",
+        "annotations = \"captions/val_1.json\"\nmedia = \"videos\"",
+    );
+    // The missing videos are still rejects: the exit status says so.
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert_eq!(rejects(&out, "DC", "scan").len(), 19);
+    let q = query(&out, "DC");
+    assert_eq!(q.len(), 20, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("19 of them annotation-only"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(
+        message(&q, "v_4Lu8ECLHvK4"),
+        "timestamps: [[0, 0], [1, 1]]\nsentences: [\"A first moment.\", \"A second one.\"]"
+    );
+    check_frames(&out, "DC", &q);
+    let frames = mimicit::tables::read_frames(&out.join("DC/frames.parquet")).unwrap();
+    let times: Vec<f64> = frames.iter().map(|f| f.time_s.unwrap()).collect();
+    // 10 fps inside [0, 0.3] and [0.8, 1.1]: 4 + 4 frames, none in between.
+    assert_eq!(times.len(), 8, "{times:?}");
+    assert!(
+        times
+            .iter()
+            .all(|t| (-0.02..=0.32).contains(t) || (0.78..=1.12).contains(t)),
+        "{times:?}"
+    );
+    assert!(times.windows(2).all(|w| w[0] < w[1]), "{times:?}");
+    let ids: Vec<&str> = frames.iter().map(|f| f.image_id.as_str()).collect();
+    assert_eq!(ids[0], "DC_IMG_v_4Lu8ECLHvK4_0000");
+    assert_eq!(ids[7], "DC_IMG_v_4Lu8ECLHvK4_0007");
+    let tables = check_tables(&out, "DC");
+    let units = &tables["units.parquet"];
+    assert_eq!(units.len(), 20);
+    let found: Vec<&serde_json::Value> =
+        units.iter().filter(|u| u["media_found"] == true).collect();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0]["kind"], "video");
+    assert!(found[0]["duration_s"].as_f64().unwrap() > 1.0);
+    assert_eq!(found[0]["source"], "captions/val_1.json");
+    let media = &tables["media.parquet"];
+    assert_eq!(media.len(), 1);
+    assert_eq!(media[0]["codec"], "h264");
+    let ann = &tables["annotations.parquet"];
+    let second: Vec<&serde_json::Value> = ann
+        .iter()
+        .filter(|r| r["unit_id"] == "v_4Lu8ECLHvK4")
+        .collect();
+    assert_eq!(second.len(), 2);
+    assert_eq!(second[1]["t_start"], 0.8);
+    assert_eq!(second[1]["text"], "A second one.");
+    assert_eq!(second[1]["kind"], "caption");
+    let total: usize = all
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(k, _)| *k != "v_4Lu8ECLHvK4")
+        .map(|(_, v)| v["sentences"].as_array().unwrap().len())
+        .sum();
+    assert_eq!(ann.len(), total + 2);
 }
 
 #[test]

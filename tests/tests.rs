@@ -176,6 +176,8 @@ fn check_outputs_against_schemas(out: &std::path::Path) {
     assert_valid("syphus_query.schema.json", &query, "DC_query.json");
     for (file, schema_name) in [
         ("DC/units.parquet", "units.schema.json"),
+        ("DC/media.parquet", "media.schema.json"),
+        ("DC/annotations.parquet", "annotations.schema.json"),
         ("DC/frames.parquet", "frames.schema.json"),
         ("DC/rejects/scan.parquet", "rejects.schema.json"),
         ("DC/rejects/keyframes.parquet", "rejects.schema.json"),

@@ -159,6 +159,11 @@ pub fn scan(scenario: &Scenario) -> Result<ScanResult> {
         }
         let stem = stem(&info.file_name);
         if !files.contains_key(&stem) {
+            if !scenario.config.metadata.require_media {
+                // Annotation-only pairs may use it (`media_missing` below): its reject stays.
+                let cats = info.boxes.iter().map(|(c, _)| *c).collect();
+                usable.push((*id, info, cats));
+            }
             result.rejects.push(Reject {
                 stage: STAGE.into(),
                 item: stem.clone(),
@@ -182,21 +187,33 @@ pub fn scan(scenario: &Scenario) -> Result<ScanResult> {
             continue;
         };
         let (sa, sb) = (stem(&a.file_name), stem(&b.file_name));
+        let (a_name, b_name) = (&a.file_name, &b.file_name);
         let message = format!(
             "image a:\n{}\nimage b:\n{}",
             describe(a, &categories),
             describe(b, &categories)
         );
-        let item = |s: &str| ImageItem {
-            path: media.join(&files[s]),
-            key: s.to_string(),
+        let item = |s: &str| {
+            files.get(s).map(|f| ImageItem {
+                path: media.join(f),
+                key: s.to_string(),
+            })
+        };
+        let unit_media = match (item(&sa), item(&sb)) {
+            (Some(a), Some(b)) => UnitMedia::Images { items: vec![a, b] },
+            (a, b) => UnitMedia::Missing {
+                expected: [(a, &sa, &a_name), (b, &sb, &b_name)]
+                    .into_iter()
+                    .filter(|(found, _, _)| found.is_none())
+                    .map(|(_, _, name)| media.join(name).display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            },
         };
         result.units.push(Unit {
             id: format!("{sa}_{sb}"),
             source: a.source.clone(),
-            media: UnitMedia::Images {
-                items: vec![item(&sa), item(&sb)],
-            },
+            media: unit_media,
             times: Vec::new(),
             annotation: serde_json::json!({ "sentences": message }),
         });

@@ -66,7 +66,10 @@ pub fn scan(scenario: &Scenario) -> Result<ScanResult> {
                     id: video_id.clone(),
                     source: file_name.clone(),
                     media: UnitMedia::Missing {
-                        expected: media_rel.join(format!("{video_id}.*")).display().to_string(),
+                        expected: media_rel
+                            .join(format!("{video_id}.*"))
+                            .display()
+                            .to_string(),
                     },
                     times: Vec::new(),
                     annotation,

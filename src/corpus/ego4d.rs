@@ -3,15 +3,27 @@
 //! "narration_pass_2": {...}}}`. A file without the pass wrappers (`{video_uid: {"narrations":
 //! [...]}}`, as some excerpts are) is read as it is. `[corpus] narration_pass` picks the pass.
 //!
-//! Clips are fixed windows: clip `i` covers `[i * stride, i * stride + clip_seconds)` of the
-//! video (`[corpus] clip_seconds`, `clip_stride`, default 30 s side by side); only windows holding
-//! at least one narration become units. Unit id `{video}_clip{i:06}`; the unit is the segment
+//! Clips (`[corpus] clips`):
+//! - `windows` (default): fixed windows, clip `i` covers `[i * stride, i * stride +
+//!   clip_seconds)` of the video (`clip_seconds`, `clip_stride`, default 30 s side by side);
+//!   only windows holding at least one narration become units.
+//! - `density`: runs of narrations at most `density_gap` seconds apart (default 10), a run
+//!   spanning less than `clip_seconds`; clip `i` (the i-th run) covers `[first - gap / 2,
+//!   last + gap / 2]`. Busy stretches give many short clips, quiet stretches none.
+//!
+//! Unit id `{video}_clip{i:06}`; the unit is the segment
 //! `[start, end]` of the video and its `times` are its narration times (video timeline), for the
 //! `at` policy.
 //!
 //! Frame ids: FORMATS.md gives `E4D_IMG_{video}_{i:08}`, which collides when a video has several
 //! clips (each clip counts its frames from 0), so the clip is part of the key:
 //! `E4D_IMG_{video}_clip{c:06}_{i:08}`, i = frame index within the clip.
+//!
+//! Object descriptions (Ego4D has none; `[corpus] objects` names an optional side file):
+//! `{video_uid: [{"timestamp_sec": 12.3, "objects": ["a knife", "a cutting board"]}, ...]}`.
+//! Each entry goes to the nearest narration of its video at most `object_tolerance` seconds
+//! away (default 1 s) and fills that narration's `object_description`; an entry near no
+//! narration, of a video no narration file has, or malformed is a reject.
 //!
 //! Narration texts keep Ego4D's `#C` / `#O` / `#unsure` markers unless
 //! `[corpus] strip_markers = true` removes them.
@@ -26,7 +38,7 @@ use std::collections::BTreeMap;
 use serde_json::{json, Value};
 
 use super::{index_videos, media_rel, ScanResult};
-use crate::config::{CorpusConfig, Scenario};
+use crate::config::{ClipMode, CorpusConfig, Scenario};
 use crate::error::Result;
 use crate::model::{Reject, Unit, UnitMedia};
 
@@ -41,7 +53,12 @@ const MAX_TIME_S: f64 = 1e9;
 struct Narration {
     time: f64,
     text: String,
+    /// Object descriptions from the side file (`[corpus] objects`).
+    objects: Vec<String>,
 }
+
+/// Object descriptions of the side file: video uid -> (time, objects, where), in file order.
+type ObjectEntries = BTreeMap<String, Vec<(f64, Vec<String>, String)>>;
 
 pub fn scan(scenario: &Scenario) -> Result<ScanResult> {
     let cfg = &scenario.config.corpus;
@@ -49,6 +66,10 @@ pub fn scan(scenario: &Scenario) -> Result<ScanResult> {
     let media = media_rel(scenario);
     let mut result = ScanResult::default();
     let mut seen: BTreeMap<String, String> = BTreeMap::new();
+    let mut objects = match &scenario.objects {
+        Some(file) => read_objects(file, &mut result.rejects)?,
+        None => ObjectEntries::new(),
+    };
     for file in &scenario.annotations {
         let file_name = file.display().to_string();
         let entries =
@@ -68,7 +89,7 @@ pub fn scan(scenario: &Scenario) -> Result<ScanResult> {
                 continue;
             }
             seen.insert(video.clone(), file_name.clone());
-            let narrations = match parse_video(entry, cfg) {
+            let mut narrations = match parse_video(entry, cfg) {
                 Ok((n, bad)) => {
                     for (i, e) in bad {
                         result.rejects.push(reject(
@@ -85,6 +106,15 @@ pub fn scan(scenario: &Scenario) -> Result<ScanResult> {
                     continue;
                 }
             };
+            if let Some(entries) = objects.remove(video) {
+                attach_objects(
+                    &mut narrations,
+                    entries,
+                    cfg.object_tolerance,
+                    video,
+                    &mut result,
+                );
+            }
             if narrations.is_empty() {
                 continue;
             }
@@ -101,8 +131,7 @@ pub fn scan(scenario: &Scenario) -> Result<ScanResult> {
                     continue;
                 }
             }
-            for (clip, members) in clips(&narrations, cfg) {
-                let (start, end) = window(clip, cfg);
+            for (clip, (start, end), members) in clips(&narrations, cfg) {
                 let id = format!("{video}_clip{clip:06}");
                 let unit_media = match path {
                     Some(path) => UnitMedia::Video {
@@ -130,11 +159,23 @@ pub fn scan(scenario: &Scenario) -> Result<ScanResult> {
                         "narrations": members.iter().map(|n| json!({
                             "time": ((n.time - start) * 1000.0).round() / 1000.0,
                             "text": n.text,
-                            "object_description": [],
+                            "object_description": n.objects,
                         })).collect::<Vec<_>>(),
                     }),
                 });
             }
+        }
+    }
+    for (video, entries) in objects {
+        for (_, _, at) in entries {
+            result.rejects.push(Reject {
+                stage: STAGE.into(),
+                item: video.clone(),
+                path: at,
+                error: format!(
+                    "object descriptions of video {video}, which no narration file annotates"
+                ),
+            });
         }
     }
     result.unannotated = videos.keys().filter(|k| !seen.contains_key(*k)).count() as u64;
@@ -151,9 +192,53 @@ fn window(clip: u64, cfg: &CorpusConfig) -> (f64, f64) {
     (start, start + cfg.clip_seconds)
 }
 
-/// The clips holding each narration (several when windows overlap), in clip order, each with
-/// its narrations in time order.
-fn clips<'a>(narrations: &'a [Narration], cfg: &CorpusConfig) -> BTreeMap<u64, Vec<&'a Narration>> {
+/// A clip: its number, `[start, end)` on the video timeline and its narrations in time order.
+type Clip<'a> = (u64, (f64, f64), Vec<&'a Narration>);
+
+/// The clips of a video's narrations (sorted by time), by `[corpus] clips`.
+fn clips<'a>(narrations: &'a [Narration], cfg: &CorpusConfig) -> Vec<Clip<'a>> {
+    match cfg.clips {
+        ClipMode::Windows => windows(narrations, cfg)
+            .into_iter()
+            .map(|(c, members)| (c, window(c, cfg), members))
+            .collect(),
+        ClipMode::Density => dense_runs(narrations, cfg),
+    }
+}
+
+/// `clips = "density"`: runs of narrations, each at most `density_gap` seconds after the one
+/// before it, a run ending before it would span `clip_seconds` or more. A clip covers
+/// `[first - gap / 2, last + gap / 2]` (start at least 0), numbered from 0 in time order.
+fn dense_runs<'a>(narrations: &'a [Narration], cfg: &CorpusConfig) -> Vec<Clip<'a>> {
+    let pad = cfg.density_gap / 2.0;
+    let mut runs: Vec<Vec<&Narration>> = Vec::new();
+    for n in narrations {
+        match runs.last_mut() {
+            Some(run)
+                if n.time - run[run.len() - 1].time <= cfg.density_gap
+                    && n.time - run[0].time < cfg.clip_seconds =>
+            {
+                run.push(n)
+            }
+            _ => runs.push(vec![n]),
+        }
+    }
+    runs.into_iter()
+        .enumerate()
+        .map(|(i, run)| {
+            let start = (run[0].time - pad).max(0.0);
+            let end = run[run.len() - 1].time + pad;
+            (i as u64, (start, end), run)
+        })
+        .collect()
+}
+
+/// `clips = "windows"`: the windows holding each narration (several when windows overlap), in
+/// clip order, each with its narrations in time order.
+fn windows<'a>(
+    narrations: &'a [Narration],
+    cfg: &CorpusConfig,
+) -> BTreeMap<u64, Vec<&'a Narration>> {
     let (len, s) = (cfg.clip_seconds, stride(cfg));
     let mut by_clip: BTreeMap<u64, Vec<&Narration>> = BTreeMap::new();
     for n in narrations {
@@ -171,6 +256,96 @@ fn clips<'a>(narrations: &'a [Narration], cfg: &CorpusConfig) -> BTreeMap<u64, V
         }
     }
     by_clip
+}
+
+/// Reads the object side file: `{video_uid: [{"timestamp_sec": t, "objects": ["a knife", ...]},
+/// ...]}`. A malformed entry is a reject naming the file and the entry; the others are kept.
+fn read_objects(file: &std::path::Path, rejects: &mut Vec<Reject>) -> Result<ObjectEntries> {
+    let doc = super::read_json_object(
+        file,
+        "an object {video_uid: [{timestamp_sec, objects: [...]}, ...]}",
+    )?;
+    let name = file.display().to_string();
+    let mut out = ObjectEntries::new();
+    for (video, list) in doc {
+        let Some(list) = list.as_array() else {
+            rejects.push(Reject {
+                stage: STAGE.into(),
+                item: video.clone(),
+                path: name.clone(),
+                error: "malformed object entry: not a list of {timestamp_sec, objects}".into(),
+            });
+            continue;
+        };
+        for (i, e) in list.iter().enumerate() {
+            let at = format!("{name} ({video}[{i}])");
+            let time = e["timestamp_sec"]
+                .as_f64()
+                .filter(|t| t.is_finite() && (0.0..=MAX_TIME_S).contains(t));
+            let objects = e["objects"].as_array().and_then(|o| {
+                o.iter()
+                    .map(|x| x.as_str().map(|s| s.trim().to_string()))
+                    .collect::<Option<Vec<_>>>()
+            });
+            match (time, objects) {
+                (Some(t), Some(o)) => out.entry(video.clone()).or_default().push((
+                    t,
+                    o.into_iter().filter(|s| !s.is_empty()).collect(),
+                    at,
+                )),
+                (None, _) => rejects.push(Reject {
+                    stage: STAGE.into(),
+                    item: video.clone(),
+                    path: at,
+                    error: format!("malformed object entry: `timestamp_sec` missing or not a time in [0, {MAX_TIME_S}] s"),
+                }),
+                (_, None) => rejects.push(Reject {
+                    stage: STAGE.into(),
+                    item: video.clone(),
+                    path: at,
+                    error: "malformed object entry: `objects` missing or not a list of strings".into(),
+                }),
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Gives each object entry to the nearest narration at most `tolerance` seconds away (the
+/// earlier one on a tie); objects already there are not repeated. An entry near no narration
+/// is a reject.
+fn attach_objects(
+    narrations: &mut [Narration],
+    entries: Vec<(f64, Vec<String>, String)>,
+    tolerance: f64,
+    video: &str,
+    result: &mut ScanResult,
+) {
+    for (t, objects, at) in entries {
+        let nearest = narrations
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (i, (n.time - t).abs()))
+            .filter(|(_, d)| *d <= tolerance)
+            .min_by(|a, b| a.1.total_cmp(&b.1));
+        match nearest {
+            Some((i, _)) => {
+                for o in objects {
+                    if !narrations[i].objects.contains(&o) {
+                        narrations[i].objects.push(o);
+                    }
+                }
+            }
+            None => result.rejects.push(Reject {
+                stage: STAGE.into(),
+                item: video.to_string(),
+                path: at,
+                error: format!(
+                    "object descriptions at {t} s: no narration of {video} within {tolerance} s"
+                ),
+            }),
+        }
+    }
 }
 
 type Malformed = Vec<(usize, String)>;
@@ -210,7 +385,11 @@ fn parse_video(
                     text.trim().to_string()
                 };
                 if !text.is_empty() {
-                    good.push(Narration { time, text });
+                    good.push(Narration {
+                        time,
+                        text,
+                        objects: Vec::new(),
+                    });
                 }
             }
             (None, _) => bad.push((
@@ -279,7 +458,62 @@ mod tests {
         Narration {
             time,
             text: format!("t{time}"),
+            objects: Vec::new(),
         }
+    }
+
+    fn shape(c: &[Clip]) -> Vec<(u64, usize)> {
+        c.iter().map(|(k, _, v)| (*k, v.len())).collect()
+    }
+
+    #[test]
+    fn density_clips_follow_the_narrations() {
+        let ns = [n(0.0), n(4.0), n(12.0), n(40.0), n(41.0), n(100.0)];
+        let mut c = cfg(30.0, None, false);
+        c.clips = ClipMode::Density;
+        c.density_gap = 10.0;
+        let got = clips(&ns, &c);
+        // 0, 4, 12 (gaps 4 and 8); 40, 41; 100 alone.
+        assert_eq!(shape(&got), [(0, 3), (1, 2), (2, 1)]);
+        assert_eq!(got[0].1, (0.0, 17.0));
+        assert_eq!(got[1].1, (35.0, 46.0));
+        // A run is cut before it spans clip_seconds.
+        c.clip_seconds = 10.0;
+        assert_eq!(shape(&clips(&ns, &c)), [(0, 2), (1, 1), (2, 2), (3, 1)]);
+        assert!(clips(&[], &c).is_empty());
+    }
+
+    #[test]
+    fn objects_go_to_the_nearest_narration() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("objects.json");
+        std::fs::write(
+            &file,
+            json!({
+                "v": [
+                    {"timestamp_sec": 4.4, "objects": ["a knife", " a board "]},
+                    {"timestamp_sec": 4.6, "objects": ["a knife"]},
+                    {"timestamp_sec": 50.0, "objects": ["far"]},
+                    {"timestamp_sec": "x", "objects": []},
+                ],
+                "w": 3,
+            })
+            .to_string(),
+        )
+        .unwrap();
+        let mut rejects = Vec::new();
+        let mut entries = read_objects(&file, &mut rejects).unwrap();
+        assert_eq!(rejects.len(), 2, "{rejects:?}");
+        assert!(rejects.iter().any(|r| r.path.contains("v[3]")));
+        let mut ns = vec![n(0.0), n(5.0)];
+        let mut result = ScanResult::default();
+        attach_objects(&mut ns, entries.remove("v").unwrap(), 1.0, "v", &mut result);
+        assert!(ns[0].objects.is_empty());
+        assert_eq!(ns[1].objects, ["a knife", "a board"]);
+        assert_eq!(result.rejects.len(), 1);
+        assert!(result.rejects[0]
+            .error
+            .contains("no narration of v within 1 s"));
     }
 
     #[test]
@@ -320,11 +554,9 @@ mod tests {
     #[test]
     fn windows_side_by_side_and_overlapping() {
         let ns = [n(0.0), n(4.5), n(10.0), n(31.0)];
-        let c = clips(&ns, &cfg(10.0, None, false));
-        let got: Vec<(u64, usize)> = c.iter().map(|(k, v)| (*k, v.len())).collect();
+        let got = shape(&clips(&ns, &cfg(10.0, None, false)));
         assert_eq!(got, [(0, 2), (1, 1), (3, 1)]);
-        let c = clips(&ns, &cfg(10.0, Some(5.0), false));
-        let got: Vec<(u64, usize)> = c.iter().map(|(k, v)| (*k, v.len())).collect();
+        let got = shape(&clips(&ns, &cfg(10.0, Some(5.0), false)));
         // 0 -> clip 0; 4.5 -> 0; 10 -> 1, 2; 31 -> 5, 6.
         assert_eq!(got, [(0, 2), (1, 1), (2, 1), (5, 1), (6, 1)]);
     }

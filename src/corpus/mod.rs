@@ -124,7 +124,12 @@ pub fn annotation_rows(code: Code, unit: &Unit) -> Vec<crate::model::AnnotationR
                 row(None, None, text(&d["desc"]), "description");
             }
             for s in list(&a["subtitles"]) {
-                row(s["start"].as_f64(), s["end"].as_f64(), text(&s["text"]), "subtitle");
+                row(
+                    s["start"].as_f64(),
+                    s["end"].as_f64(),
+                    text(&s["text"]),
+                    "subtitle",
+                );
             }
         }
         Code::CGD => {
@@ -142,7 +147,12 @@ pub fn annotation_rows(code: Code, unit: &Unit) -> Vec<crate::model::AnnotationR
         }
         Code::SN => {
             for d in list(&a["description"]) {
-                row(None, None, format!("{}: {}", text(&d[0]), text(&d[1])), "description");
+                row(
+                    None,
+                    None,
+                    format!("{}: {}", text(&d[0]), text(&d[1])),
+                    "description",
+                );
             }
         }
         Code::E4D => {
@@ -150,7 +160,8 @@ pub fn annotation_rows(code: Code, unit: &Unit) -> Vec<crate::model::AnnotationR
             for n in list(&a["narrations"]) {
                 let t = n["time"].as_f64().map(|t| start + t);
                 row(t, None, text(&n["text"]), "narration");
-                let objects: Vec<String> = list(&n["object_description"]).iter().map(text).collect();
+                let objects: Vec<String> =
+                    list(&n["object_description"]).iter().map(text).collect();
                 if !objects.is_empty() {
                     row(t, None, objects.join("; "), "objects");
                 }
@@ -160,7 +171,12 @@ pub fn annotation_rows(code: Code, unit: &Unit) -> Vec<crate::model::AnnotationR
             for r in list(&a["annotations"]) {
                 let r = r.get(0).unwrap_or(&r);
                 let t = r.get("original_text").unwrap_or(&r["text"]);
-                row(None, None, format!("{}: {}", text(&r["story_id"]), text(t)), "story");
+                row(
+                    None,
+                    None,
+                    format!("{}: {}", text(&r["story_id"]), text(t)),
+                    "story",
+                );
             }
         }
         Code::LA => {
@@ -169,11 +185,21 @@ pub fn annotation_rows(code: Code, unit: &Unit) -> Vec<crate::model::AnnotationR
                 row(None, None, text(&c), "caption");
             }
             for i in list(&rec["instances"]) {
-                row(None, None, format!("{}: {}", text(&i["category"]), i["bbox"]), "box");
+                row(
+                    None,
+                    None,
+                    format!("{}: {}", text(&i["category"]), i["bbox"]),
+                    "box",
+                );
             }
             for turns in list(&a["conversations"]) {
                 for t in list(&turns) {
-                    row(None, None, format!("{}: {}", text(&t["from"]), text(&t["value"])), "conversation");
+                    row(
+                        None,
+                        None,
+                        format!("{}: {}", text(&t["from"]), text(&t["value"])),
+                        "conversation",
+                    );
                 }
             }
         }

@@ -14,8 +14,8 @@ use rayon::prelude::*;
 
 use crate::config::Scenario;
 use crate::error::{Error, Result};
-use crate::model::{AnnotationRow, MediaRow, Unit, UnitMedia};
 use crate::manifest::Counts;
+use crate::model::{AnnotationRow, MediaRow, Unit, UnitMedia};
 use crate::pipeline::{StageContext, StageOutput};
 
 pub fn run(ctx: &StageContext) -> Result<StageOutput> {
