@@ -518,6 +518,20 @@ fn render_plots(w: &mut Writer, d: &ScenarioData) -> Result<String> {
             "seconds",
         ));
     }
+    let code: Option<crate::config::Code> =
+        serde_json::from_value(serde_json::Value::String(d.code.to_string())).ok();
+    if let (Some(units), Some(code)) = (&d.units, code) {
+        plots.push((
+            "annotations_per_unit",
+            "Annotation items per unit (captions, narrations, descriptions, ...)",
+            units
+                .iter()
+                .map(|u| crate::corpus::annotation_count(code, &u.annotation) as f64)
+                .collect(),
+            Bins::Integers,
+            "annotation items",
+        ));
+    }
     if let Some(v) = &d.message_words {
         plots.push((
             "message_words",
