@@ -265,6 +265,200 @@ fn tv_captions_from_fixtures() {
     }
 }
 
+/// A test-pattern clip of `seconds` (64x48, 30 fps), made with the ffmpeg command line.
+fn raw_clip(path: &Path, seconds: u32) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let src = format!("testsrc=duration={seconds}:size=64x48:rate=30");
+    let o = std::process::Command::new("ffmpeg")
+        .args([
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            &src,
+        ])
+        .args(["-pix_fmt", "yuv420p"])
+        .arg(path)
+        .output()
+        .expect("run ffmpeg (installed by scripts/setup.sh)");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+#[test]
+fn tv_captions_from_raw_clips_with_subtitles() {
+    let Some(fx) = fixtures() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = dir.path().join("corpus");
+    copy(
+        &fx.join("tvc/tvr_val_release.first40.jsonl"),
+        &corpus.join("tvr_val_release.jsonl"),
+    );
+    // One clip as a TVQA frame folder, two as raw clips (a Big Bang Theory one, named without
+    // its show, and one long enough for the original rule's stride to be 2).
+    for i in 1..=20 {
+        picture(
+            &corpus.join(format!(
+                "media/friends_frames/friends_s01e03_seg02_clip_19/{i:05}.jpg"
+            )),
+            i,
+        );
+    }
+    raw_clip(&corpus.join("media/clips/s02e14_seg02_clip_02.mp4"), 6);
+    raw_clip(
+        &corpus.join("media/clips/castle/castle_s06e12_seg02_clip_22.mkv"),
+        11,
+    );
+    std::fs::create_dir_all(corpus.join("tvqa_subtitles/bbt")).unwrap();
+    std::fs::write(
+        corpus.join("tvqa_subtitles/bbt/s02e14_seg02_clip_02.srt"),
+        "\u{feff}1\r\n00:00:00,120 --> 00:00:02,500\r\n(Penny:) What?\r\n\r\n\
+         2\r\n00:00:02,600 --> 00:00:05,050\r\n(Sheldon:) Nothing.\r\nReally.\r\n",
+    )
+    .unwrap();
+    // Malformed: its clip goes on without subtitles.
+    std::fs::write(
+        corpus.join("tvqa_subtitles/castle_s06e12_seg02_clip_22.srt"),
+        "1\n00:00:01,000 -> 00:00:02,000\n(Castle:) Hi.\n",
+    )
+    .unwrap();
+    let (out, o) = run(
+        dir.path(),
+        "scenario = \"TVC\"",
+        "annotations = \"tvr_val_release.jsonl\"\nmedia = \"media\"\n\
+         [corpus]\nsubtitles = \"tvqa_subtitles\"\ntvc_frames = \"original\"",
+    );
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    let q = query(&out, "TVC");
+    assert_eq!(q.len(), 3, "{q:?}");
+    assert_eq!(
+        message(&q, "s02e14_seg02_clip_02"),
+        "1. Penny looks confused and shakes her head while asking a question."
+    );
+    assert_eq!(
+        message(&q, "castle_s06e12_seg02_clip_22"),
+        "1. Cross explains why he's laying in the bed to Beckett."
+    );
+    assert_eq!(
+        message(&q, "friends_s01e03_seg02_clip_19"),
+        "1. Phoebe puts one of her ponytails in her mouth."
+    );
+    let ids = check_frames(&out, "TVC", &q);
+    assert!(ids.contains("TVC_IMG_friends_s01e03_seg02_clip_19_00020"));
+
+    // Raw clips: the original rule on the 3 fps grid of the probed duration.
+    let frames = mimicit::tables::read_frames(&out.join("TVC/frames.parquet")).unwrap();
+    let units = mimicit::tables::read_units(&out.join("TVC/units.parquet")).unwrap();
+    for (clip, file, prefix, literal) in [
+        (
+            "s02e14_seg02_clip_02",
+            "media/clips/s02e14_seg02_clip_02.mp4",
+            "bbt_s02e14_seg02_clip_02",
+            // 6 s: 18 frames, stride 1.
+            (1..=18).collect::<Vec<u32>>(),
+        ),
+        (
+            "castle_s06e12_seg02_clip_22",
+            "media/clips/castle/castle_s06e12_seg02_clip_22.mkv",
+            "castle_s06e12_seg02_clip_22",
+            // 11 s: 33 frames, stride 2, start 1: files 00002, 00004, ..., 00032.
+            (2..=32).step_by(2).collect(),
+        ),
+    ] {
+        let d = mimicit::video::probe(&corpus.join(file))
+            .unwrap()
+            .duration_s
+            .unwrap();
+        let n = ((d * 3.0).round() as usize).max(1);
+        let expected: Vec<String> = mimicit::corpus::tvc::select_frames(n)
+            .into_iter()
+            .map(|k| format!("TVC_IMG_{prefix}_{:05}", k + 1))
+            .collect();
+        let literal: Vec<String> = literal
+            .iter()
+            .map(|k| format!("TVC_IMG_{prefix}_{k:05}"))
+            .collect();
+        assert_eq!(expected, literal, "{clip}: duration {d}");
+        let got: Vec<String> = frames
+            .iter()
+            .filter(|f| f.unit_id == clip)
+            .map(|f| f.image_id.clone())
+            .collect();
+        assert_eq!(got, expected, "{clip}");
+        let unit = units.iter().find(|u| u.id == clip).unwrap();
+        let UnitMedia::Video { chosen, .. } = &unit.media else {
+            panic!("{clip}: {:?}", unit.media)
+        };
+        let referred: Vec<String> = chosen
+            .iter()
+            .map(|c| format!("TVC_IMG_{}", c.key))
+            .collect();
+        assert_eq!(referred, expected, "{clip}");
+        assert!(referred.iter().all(|id| ids.contains(id)));
+    }
+
+    let scan_rejects = rejects(&out, "TVC", "scan");
+    assert_eq!(scan_rejects.len(), 38, "37 clips without media, 1 bad .srt");
+    let srt = scan_rejects
+        .iter()
+        .find(|r| r.item == "castle_s06e12_seg02_clip_22")
+        .unwrap();
+    assert!(
+        srt.path
+            .ends_with("tvqa_subtitles/castle_s06e12_seg02_clip_22.srt:2"),
+        "{srt:?}"
+    );
+    assert!(srt.error.contains("bad time line"), "{srt:?}");
+
+    // annotations.parquet has one `subtitle` row per subtitle.
+    let table = out.join("TVC/annotations.parquet");
+    let col = |name: &str| mimicit::tables::read_string_column(&table, name).unwrap();
+    let subtitle_rows: Vec<(String, String)> = col("unit_id")
+        .into_iter()
+        .zip(col("kind"))
+        .zip(col("text"))
+        .filter(|((_, kind), _)| kind == "subtitle")
+        .map(|((unit, _), text)| (unit, text))
+        .collect();
+    assert_eq!(
+        subtitle_rows,
+        [
+            (
+                "s02e14_seg02_clip_02".to_string(),
+                "(Penny:) What?".to_string()
+            ),
+            (
+                "s02e14_seg02_clip_02".to_string(),
+                "(Sheldon:) Nothing. Really.".to_string()
+            ),
+        ]
+    );
+
+    // The native file carries the subtitles; lines without any keep today's shape.
+    let lines = std::fs::read_to_string(out.join("TVC/syphus/tvc_train_release.jsonl")).unwrap();
+    let lines: Vec<serde_json::Value> = lines
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3);
+    for line in &lines {
+        if line["vid_name"] == "s02e14_seg02_clip_02" {
+            assert_eq!(
+                line["subtitles"],
+                serde_json::json!([
+                    {"start": 0.12, "end": 2.5, "text": "(Penny:) What?"},
+                    {"start": 2.6, "end": 5.05, "text": "(Sheldon:) Nothing. Really."},
+                ])
+            );
+        } else {
+            assert!(line.get("subtitles").is_none(), "{line}");
+            assert_valid("syphus_tvc.schema.json", line, "tvc line");
+        }
+    }
+}
+
 #[test]
 fn scene_navigation_from_fixtures() {
     let Some(fx) = fixtures() else { return };

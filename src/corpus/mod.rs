@@ -434,8 +434,14 @@ pub const VIDEO_EXTENSIONS: &[&str] = &[
 /// Maps each video file stem under `media` to its path relative to `media` (first in sorted
 /// order when a stem exists with several extensions).
 pub fn index_videos(media: &Path) -> Result<BTreeMap<String, PathBuf>> {
+    Ok(index_videos_in(&list_files(media)?))
+}
+
+/// [`index_videos`] over a listing already made by [`list_files`] (sorted), for adapters that
+/// look for other media in the same walk.
+pub fn index_videos_in(files: &[(PathBuf, u64)]) -> BTreeMap<String, PathBuf> {
     let mut by_stem = BTreeMap::new();
-    for (rel, _) in list_files(media)? {
+    for (rel, _) in files {
         let is_video = rel
             .extension()
             .map(|e| VIDEO_EXTENSIONS.contains(&e.to_string_lossy().to_lowercase().as_str()))
@@ -446,10 +452,10 @@ pub fn index_videos(media: &Path) -> Result<BTreeMap<String, PathBuf>> {
         if let Some(stem) = rel.file_stem() {
             by_stem
                 .entry(stem.to_string_lossy().into_owned())
-                .or_insert(rel);
+                .or_insert_with(|| rel.clone());
         }
     }
-    Ok(by_stem)
+    by_stem
 }
 
 /// One non-empty line of a JSONL annotation file.
