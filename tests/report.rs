@@ -91,8 +91,8 @@ fn demo_report_links_resolve_and_is_deterministic() {
 
     let html = std::fs::read_to_string(report.join("index.html")).unwrap();
     assert!(!html.contains("<script"), "the page needs no script");
-    // 4 units: 4 contact sheets, 5 plots, 1 duplicate group (the demo's repeated frame).
-    assert_eq!(check_links(&report), 10);
+    // 4 units: 4 contact sheets, 6 plots, 1 duplicate group (the demo's repeated frame).
+    assert_eq!(check_links(&report), 11);
     for text in [
         "v_demo_garden",
         "frames kept",
@@ -329,7 +329,7 @@ fn report_loads_in_headless_chromium() {
 
     let seen = probe(&page, "", &scratch);
     assert_eq!(seen["problems"], serde_json::json!([]), "{seen}");
-    assert_eq!(seen["images"], 10, "{seen}");
+    assert_eq!(seen["images"], 11, "{seen}");
     assert_eq!(seen["loaded"], seen["images"], "{seen}");
 
     // The probe does catch a missing image and a console error.
@@ -343,7 +343,7 @@ fn report_loads_in_headless_chromium() {
         problems.contains("DC/missing.png") && problems.contains("boom"),
         "{broken}"
     );
-    assert_eq!(broken["loaded"], 10, "{broken}");
+    assert_eq!(broken["loaded"], 11, "{broken}");
 
     // A screenshot, kept in cargo's scratch folder for people to look at.
     let shot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("report.png");

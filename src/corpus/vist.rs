@@ -243,10 +243,7 @@ pub fn scan(scenario: &Scenario) -> Result<ScanResult> {
                 scenario,
                 r,
                 unit(UnitMedia::Missing {
-                    expected: media
-                        .join(format!("{{photo id}}.jpg"))
-                        .display()
-                        .to_string(),
+                    expected: media.join("{photo id}.jpg").display().to_string(),
                 }),
             ),
             None => result.units.push(unit(UnitMedia::Images {

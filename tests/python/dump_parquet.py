@@ -11,6 +11,8 @@ import pandas as pd
 
 
 def clean(v):
+    if v is pd.NA:
+        return None
     if isinstance(v, np.ndarray):  # a list column
         return [clean(x) for x in v.tolist()]
     if isinstance(v, float) and math.isnan(v):
@@ -21,7 +23,8 @@ def clean(v):
 
 
 def main() -> int:
-    df = pd.read_parquet(sys.argv[1])
+    # Nullable dtypes: an integer column with nulls stays integers (numpy would make it float).
+    df = pd.read_parquet(sys.argv[1], dtype_backend="numpy_nullable")
     if df.index.name is not None:  # a restored pandas index (the images parquet) becomes a column
         df = df.reset_index()
     rows = [{k: clean(v) for k, v in row.items()} for row in df.to_dict(orient="records")]
