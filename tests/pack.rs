@@ -320,3 +320,62 @@ fn verify_finds_instructions_whose_images_are_not_packed() {
         stdout(&o)
     );
 }
+
+/// With `metadata.require_media = false` an annotated video that is missing gets Syphus inputs;
+/// answers about it cannot be packed (the trainer needs images) and say why.
+#[test]
+fn annotation_only_units_get_syphus_inputs_but_are_not_packed() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_demo(dir.path());
+    let ann_path = dir.path().join("demo/annotations/train.json");
+    let mut ann = read_json(&ann_path);
+    ann["v_demo_ghost"] = serde_json::json!({
+        "duration": 10.0,
+        "timestamps": [[0.0, 4.0]],
+        "sentences": ["Nobody filmed this."],
+    });
+    std::fs::write(&ann_path, ann.to_string()).unwrap();
+    let extra = dir.path().join("ghost.jsonl");
+    std::fs::write(
+        &extra,
+        "{\"id\": \"v_demo_ghost\", \"results\": \"Question: who?\\nAnswer: nobody.\"}\n",
+    )
+    .unwrap();
+    let o = mimicit(
+        dir.path(),
+        &[
+            "run",
+            "scenarios/demo.toml",
+            "--out",
+            "out",
+            "--set",
+            "metadata.require_media=false",
+            "--set",
+            &format!(
+                "pack.answers=[\"{}\", \"{}\"]",
+                dir.path().join("demo/answers/valid_output.json").display(),
+                extra.display()
+            ),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    let out = dir.path().join("out");
+    let query = read_json(&out.join("DC/syphus/DC_query.json"));
+    let ids: Vec<&str> = query
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap())
+        .collect();
+    assert!(ids.contains(&"v_demo_ghost"), "{ids:?}");
+    assert_eq!(ids.len(), 5);
+    let scan = mimicit::tables::read_rejects(&out.join("DC/rejects/scan.parquet")).unwrap();
+    assert!(scan.iter().any(|r| r.item == "v_demo_ghost"), "{scan:?}");
+    let pack = mimicit::tables::read_rejects(&out.join("DC/rejects/pack.parquet")).unwrap();
+    assert_eq!(pack.len(), 1, "{pack:?}");
+    assert_eq!(pack[0].item, "v_demo_ghost");
+    assert!(pack[0].error.contains("without kept frames"), "{pack:?}");
+    let ins = read_json(&out.join("DC/DC_instructions.json"));
+    assert_eq!(ins["data"].as_object().unwrap().len(), 10);
+    check_packed(&out);
+}

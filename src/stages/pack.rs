@@ -136,9 +136,20 @@ pub fn run(ctx: &StageContext) -> Result<StageOutput> {
         let neighbours = visual_neighbours(ctx, &packed, &unit_images, k)?;
         packed.set_rel_ins_from_neighbours(&neighbours);
     }
+    let with_images: BTreeSet<&str> = unit_images.iter().map(|u| u.unit_id.as_str()).collect();
+    let imageless: BTreeSet<&str> = units
+        .iter()
+        .map(|u| u.id.as_str())
+        .filter(|id| !with_images.contains(id))
+        .collect();
     rejects.extend(packed.rejects.into_iter().map(|mut r| {
         if r.path.is_empty() {
             r.path = answer_files.join(", ");
+        }
+        if imageless.contains(r.item.as_str()) {
+            // Known to the scan, but no frame of it survived (annotation-only unit, media that
+            // gave no frame, or every frame deduplicated away): the trainer needs images.
+            r.error = "answer for a unit without kept frames (annotation-only, or its media gave none): not packed".into();
         }
         r
     }));
