@@ -4,7 +4,7 @@ SHELL := /bin/bash
 ENV := eval "$$(scripts/setup.sh --env)"
 OUT ?= out/demo
 
-.PHONY: setup build release demo test lint bench clean-demo
+.PHONY: setup build release release-notorch demo test lint bench clean-demo
 
 setup:
 	@scripts/setup.sh
@@ -15,13 +15,17 @@ build: setup
 release: setup
 	@$(ENV) && cargo build --release --bin mimicit
 
+# Decode-only build without libtorch (no CLIP features; starts without loading libtorch).
+release-notorch: setup
+	@$(ENV) && cargo build --release --no-default-features --bin mimicit
+
 demo: build
 	@$(ENV) && ./target/debug/mimicit run scenarios/demo.toml --out $(OUT) && \
 	  ./target/debug/mimicit verify $(OUT) >/dev/null && \
 	  echo "demo: outputs in $(OUT) (manifest: $(OUT)/manifest.json, report: $(OUT)/report/index.html)"
 
 test: setup
-	@$(ENV) && cargo test --all-targets
+	@$(ENV) && cargo test --all-targets && cargo check --no-default-features --bins
 
 lint: setup
 	@$(ENV) && cargo fmt --all -- --check && cargo clippy --all-targets -- -D warnings

@@ -333,37 +333,7 @@ impl ClipVision {
     }
 }
 
-/// The safetensors files of a checkpoint folder: `model.safetensors`, or the shards listed in
-/// `model.safetensors.index.json`.
-pub fn weight_files(dir: &Path) -> Result<Vec<PathBuf>, FeaturesError> {
-    let single = dir.join("model.safetensors");
-    if single.is_file() {
-        return Ok(vec![single]);
-    }
-    let index = dir.join("model.safetensors.index.json");
-    if index.is_file() {
-        let text = std::fs::read_to_string(&index).map_err(|e| FeaturesError::io(&index, e))?;
-        let v: serde_json::Value = serde_json::from_str(&text)
-            .map_err(|e| FeaturesError::model(&index, format!("not valid JSON: {e}")))?;
-        let map = v
-            .get("weight_map")
-            .and_then(|m| m.as_object())
-            .ok_or_else(|| FeaturesError::model(&index, "no `weight_map` object"))?;
-        let mut files: Vec<PathBuf> = map
-            .values()
-            .filter_map(|f| f.as_str())
-            .map(|f| dir.join(f))
-            .collect();
-        files.sort();
-        files.dedup();
-        return Ok(files);
-    }
-    Err(FeaturesError::model(
-        dir,
-        "no model.safetensors (nor model.safetensors.index.json): point --model at a Hugging Face \
-         CLIP folder (config.json + model.safetensors), or at an OpenAI TorchScript .pt file",
-    ))
-}
+pub use super::weight_files;
 
 /// Copies the checkpoint's tensors into the variables of `vs`, by name. Every variable must be
 /// in the files with the same shape; other tensors (a text tower) are ignored. Values are cast to

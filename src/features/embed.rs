@@ -2,8 +2,7 @@
 //! pipeline: CPU threads (rayon) decode and preprocess batch k+1.. while the model runs batch k;
 //! at most [`BATCHES_AHEAD`] prepared batches wait, so memory does not grow with the corpus.
 
-use std::path::{Path, PathBuf};
-use std::str::FromStr;
+use std::path::Path;
 use std::sync::mpsc;
 
 use rayon::prelude::*;
@@ -11,35 +10,11 @@ use tch::{nn, CModule, Device, Kind, Tensor};
 
 use super::clip::{self, ClipVision, VisionConfig};
 use super::preprocess::Preprocess;
-use super::FeaturesError;
+use super::{l2_normalize, DeviceSpec, EmbedItem, EmbedOptions, FeaturesError, Precision};
 use crate::model::RgbFrame;
 
 /// Prepared batches that may wait for the model.
 pub const BATCHES_AHEAD: usize = 2;
-
-/// `auto` (first CUDA device if libtorch sees one, else CPU), `cpu`, `cuda` or `cuda:N`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DeviceSpec {
-    Auto,
-    Cpu,
-    Cuda(usize),
-}
-
-impl FromStr for DeviceSpec {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "auto" => Ok(DeviceSpec::Auto),
-            "cpu" => Ok(DeviceSpec::Cpu),
-            "cuda" => Ok(DeviceSpec::Cuda(0)),
-            _ => s
-                .strip_prefix("cuda:")
-                .and_then(|n| n.parse().ok())
-                .map(DeviceSpec::Cuda)
-                .ok_or_else(|| format!("device `{s}`: expected auto, cpu, cuda or cuda:N")),
-        }
-    }
-}
 
 impl DeviceSpec {
     pub fn resolve(self) -> Result<Device, FeaturesError> {
@@ -61,31 +36,6 @@ impl DeviceSpec {
                     )))
                 }
             }
-        }
-    }
-}
-
-/// Element type of the model on its device: `auto` is fp32 on CPU and fp16 on CUDA.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Precision {
-    Auto,
-    Fp32,
-    Fp16,
-    Bf16,
-}
-
-impl FromStr for Precision {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "auto" => Ok(Precision::Auto),
-            "fp32" => Ok(Precision::Fp32),
-            "fp16" => Ok(Precision::Fp16),
-            "bf16" => Ok(Precision::Bf16),
-            _ => Err(format!(
-                "precision `{s}`: expected auto, fp32, fp16 or bf16"
-            )),
         }
     }
 }
@@ -337,20 +287,6 @@ fn device_name(d: Device) -> String {
     }
 }
 
-/// One picture to embed.
-#[derive(Debug, Clone)]
-pub struct EmbedItem {
-    pub id: String,
-    pub path: PathBuf,
-}
-
-#[derive(Debug, Clone, Copy)]
-pub struct EmbedOptions {
-    pub batch: usize,
-    /// L2-normalise each vector.
-    pub normalize: bool,
-}
-
 /// Embeds `items` in order through the bounded decode → model pipeline, `opts.batch` pictures
 /// per model call (a short last batch is padded, so that each vector is the same whichever
 /// pictures share its batch). `sink` gets each batch's results in order (ids, row-major
@@ -437,17 +373,4 @@ pub fn embed_items(
         result
     })?;
     Ok(failed)
-}
-
-/// Scales `v` to unit length (a zero vector stays zero).
-pub fn l2_normalize(v: &mut [f32]) {
-    let norm = v
-        .iter()
-        .map(|x| f64::from(*x) * f64::from(*x))
-        .sum::<f64>()
-        .sqrt();
-    if norm > 0.0 {
-        v.iter_mut()
-            .for_each(|x| *x = (f64::from(*x) / norm) as f32);
-    }
 }

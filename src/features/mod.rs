@@ -8,16 +8,45 @@
 //! - [`knn`]: cosine nearest neighbours over the vectors (pairs, in-context examples).
 //!
 //! Also the device report used by `mimicit doctor`.
+//!
+//! Everything that needs libtorch sits behind the cargo feature `torch` (on by default). A build
+//! without it (`cargo build --release --no-default-features`) does not load libtorch at start
+//! (about 0.6 CPU-s and 480 MiB of mappings less per process): for machines that only decode
+//! and pack. There [`Embedder::load`] and [`knn::neighbours_at_scale`] fail with an error that
+//! says so, and every stage that needs them (features, semantic dedup, pairs, `knn:K` in-context
+//! examples) stops with it.
 
+#[cfg(feature = "torch")]
 pub mod clip;
+#[cfg(feature = "torch")]
 pub mod knn;
+#[cfg(not(feature = "torch"))]
+#[path = "off.rs"]
+mod off;
 pub mod preprocess;
+mod spec;
 
+#[cfg(feature = "torch")]
 mod embed;
 
-pub use embed::{
-    embed_items, l2_normalize, DeviceSpec, EmbedItem, EmbedOptions, Embedder, Precision,
-};
+#[cfg(feature = "torch")]
+pub use embed::{embed_items, Embedder};
+#[cfg(not(feature = "torch"))]
+pub use off::{embed_items, knn, torch_report, Embedder};
+pub use spec::{DeviceSpec, EmbedItem, EmbedOptions, Precision};
+
+/// Scales `v` to unit length (a zero vector stays zero).
+pub fn l2_normalize(v: &mut [f32]) {
+    let norm = v
+        .iter()
+        .map(|x| f64::from(*x) * f64::from(*x))
+        .sum::<f64>()
+        .sqrt();
+    if norm > 0.0 {
+        v.iter_mut()
+            .for_each(|x| *x = (f64::from(*x) / norm) as f32);
+    }
+}
 
 use std::path::{Path, PathBuf};
 
@@ -69,6 +98,38 @@ pub fn model_fingerprint(model: &Path) -> crate::error::Result<String> {
     Ok(hex)
 }
 
+/// The safetensors files of a checkpoint folder: `model.safetensors`, or the shards listed in
+/// `model.safetensors.index.json`.
+pub fn weight_files(dir: &Path) -> Result<Vec<PathBuf>, FeaturesError> {
+    let single = dir.join("model.safetensors");
+    if single.is_file() {
+        return Ok(vec![single]);
+    }
+    let index = dir.join("model.safetensors.index.json");
+    if index.is_file() {
+        let text = std::fs::read_to_string(&index).map_err(|e| FeaturesError::io(&index, e))?;
+        let v: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| FeaturesError::model(&index, format!("not valid JSON: {e}")))?;
+        let map = v
+            .get("weight_map")
+            .and_then(|m| m.as_object())
+            .ok_or_else(|| FeaturesError::model(&index, "no `weight_map` object"))?;
+        let mut files: Vec<PathBuf> = map
+            .values()
+            .filter_map(|f| f.as_str())
+            .map(|f| dir.join(f))
+            .collect();
+        files.sort();
+        files.dedup();
+        return Ok(files);
+    }
+    Err(FeaturesError::model(
+        dir,
+        "no model.safetensors (nor model.safetensors.index.json): point --model at a Hugging Face \
+         CLIP folder (config.json + model.safetensors), or at an OpenAI TorchScript .pt file",
+    ))
+}
+
 /// The files that make a model: config, preprocessing and weights, or the TorchScript file.
 fn model_files(model: &Path) -> crate::error::Result<Vec<PathBuf>> {
     let mut files = Vec::new();
@@ -78,7 +139,7 @@ fn model_files(model: &Path) -> crate::error::Result<Vec<PathBuf>> {
                 files.push(model.join(name));
             }
         }
-        files.extend(clip::weight_files(model)?);
+        files.extend(weight_files(model)?);
     } else {
         files.push(model.to_path_buf());
     }
@@ -136,6 +197,7 @@ impl FeaturesError {
     }
 }
 
+#[cfg(feature = "torch")]
 impl From<tch::TchError> for FeaturesError {
     fn from(e: tch::TchError) -> Self {
         FeaturesError::Torch(e.to_string())
@@ -156,6 +218,8 @@ use serde::Serialize;
 /// What libtorch sees on this machine.
 #[derive(Debug, Clone, Serialize)]
 pub struct TorchReport {
+    /// Whether this build has libtorch (cargo feature `torch`, on by default).
+    pub linked: bool,
     pub cuda_available: bool,
     pub cuda_devices: i64,
     pub cudnn_available: bool,
@@ -163,9 +227,11 @@ pub struct TorchReport {
     pub auto_device: String,
 }
 
+#[cfg(feature = "torch")]
 pub fn torch_report() -> TorchReport {
     let cuda_available = tch::Cuda::is_available();
     TorchReport {
+        linked: true,
         cuda_available,
         cuda_devices: if cuda_available {
             tch::Cuda::device_count()
@@ -200,6 +266,7 @@ mod tests {
         assert!(super::model_fingerprint(dir.path()).is_err());
     }
 
+    #[cfg(feature = "torch")]
     #[test]
     fn report_is_consistent() {
         let r = super::torch_report();
