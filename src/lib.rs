@@ -42,6 +42,8 @@ pub mod report;
 pub mod shards;
 pub mod stages;
 pub mod tables;
+#[doc(hidden)]
+pub mod testkit;
 pub mod verify;
 pub mod video;
 pub mod watchdog;

@@ -265,26 +265,8 @@ fn tv_captions_from_fixtures() {
     }
 }
 
-/// A test-pattern clip of `seconds` (64x48, 30 fps), made with the ffmpeg command line.
 fn raw_clip(path: &Path, seconds: u32) {
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    let src = format!("testsrc=duration={seconds}:size=64x48:rate=30");
-    let o = std::process::Command::new("ffmpeg")
-        .args([
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            &src,
-        ])
-        .args(["-pix_fmt", "yuv420p"])
-        .arg(path)
-        .output()
-        .expect("run ffmpeg (installed by scripts/setup.sh)");
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    mimicit::testkit::test_clip(path, seconds);
 }
 
 #[test]

@@ -67,4 +67,3 @@ pub struct EmbedOptions {
     /// L2-normalise each vector.
     pub normalize: bool,
 }
-

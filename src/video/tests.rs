@@ -3,7 +3,6 @@
 
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use super::*;
 
@@ -23,23 +22,8 @@ fn fixture(name: &str) -> Option<PathBuf> {
 /// output file.
 fn generate(dir: &Path, name: &str, source: &str, args: &[&str]) -> Option<PathBuf> {
     let out = dir.join(name);
-    let status = Command::new("ffmpeg")
-        .args([
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            source,
-        ])
-        .args(args)
-        .arg(&out)
-        .status();
-    match status {
-        Ok(s) if s.success() => Some(out),
-        Ok(s) => panic!("ffmpeg failed ({s}) generating {name}"),
+    match crate::testkit::lavfi(&out, source, args) {
+        Ok(()) => Some(out),
         Err(e) => {
             eprintln!("skipped: cannot run ffmpeg ({e})");
             None
