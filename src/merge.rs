@@ -211,7 +211,13 @@ fn scan(ctx: &StageContext, parts: &[Part]) -> Result<StageOutput> {
             w[0].id
         )));
     }
-    let outputs = stages::scan::write_tables(ctx, &mut units)?;
+    // The partitions probed their own media: join their rows rather than probe everything
+    // again in this one process.
+    let mut media = Vec::new();
+    for p in parts {
+        media.extend(crate::tables::read_media(&p.dir.join("media.parquet"))?);
+    }
+    let outputs = stages::scan::write_tables(ctx, &mut units, media)?;
     Ok(StageOutput {
         counts: Counts {
             ok: units.len() as u64,

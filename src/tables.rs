@@ -215,6 +215,56 @@ pub fn write_media(path: &Path, rows: &[crate::model::MediaRow]) -> Result<()> {
     write_df(path, df)
 }
 
+/// Reads `media.parquet` back (the merge joins the partitions' probes instead of probing again).
+pub fn read_media(path: &Path) -> Result<Vec<crate::model::MediaRow>> {
+    let df = read_df(path)?;
+    let err = |e| table_err(path, e);
+    let opt_str = |name: &str| -> Result<Vec<Option<String>>> {
+        let ca = df
+            .column(name)
+            .and_then(|c| c.str().cloned())
+            .map_err(err)?;
+        Ok(ca.iter().map(|v| v.map(str::to_string)).collect())
+    };
+    let p = strings(&df, path, "path")?;
+    let kind = strings(&df, path, "kind")?;
+    let bytes: Vec<Option<u64>> = df
+        .column("bytes")
+        .and_then(|c| c.u64().map(|ca| ca.iter().collect()))
+        .map_err(err)?;
+    let opt_u32 = |name: &str| -> Result<Vec<Option<u32>>> {
+        df.column(name)
+            .and_then(|c| c.u32().map(|ca| ca.iter().collect()))
+            .map_err(err)
+    };
+    let opt_f64 = |name: &str| -> Result<Vec<Option<f64>>> {
+        df.column(name)
+            .and_then(|c| c.f64().map(|ca| ca.iter().collect()))
+            .map_err(err)
+    };
+    let (width, height) = (opt_u32("width")?, opt_u32("height")?);
+    let (fps, duration) = (opt_f64("fps")?, opt_f64("duration_s")?);
+    let rotation: Vec<Option<i32>> = df
+        .column("rotation")
+        .and_then(|c| c.i32().map(|ca| ca.iter().collect()))
+        .map_err(err)?;
+    let (codec, error) = (opt_str("codec")?, opt_str("error")?);
+    Ok((0..p.len())
+        .map(|i| crate::model::MediaRow {
+            path: p[i].clone(),
+            kind: kind[i].clone(),
+            bytes: bytes[i],
+            width: width[i],
+            height: height[i],
+            fps: fps[i],
+            duration_s: duration[i],
+            codec: codec[i].clone(),
+            rotation: rotation[i],
+            error: error[i].clone(),
+        })
+        .collect())
+}
+
 /// Writes `annotations.parquet`, one row per annotation item, in the order given.
 pub fn write_annotations(path: &Path, rows: &[crate::model::AnnotationRow]) -> Result<()> {
     let n = rows.len();
@@ -529,6 +579,40 @@ pub fn write_pairs(path: &Path, rows: &[(String, String, u32, f32)]) -> Result<(
 mod tests {
     use super::*;
     use crate::model::ImageItem;
+
+    #[test]
+    fn media_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let rows = vec![
+            crate::model::MediaRow {
+                path: "a/b.jpg".into(),
+                kind: "image".into(),
+                bytes: Some(10),
+                width: Some(4),
+                height: Some(3),
+                fps: None,
+                duration_s: None,
+                codec: None,
+                rotation: None,
+                error: None,
+            },
+            crate::model::MediaRow {
+                path: "v.mp4".into(),
+                kind: "video".into(),
+                bytes: None,
+                width: None,
+                height: None,
+                fps: Some(29.97),
+                duration_s: Some(12.5),
+                codec: Some("h264".into()),
+                rotation: Some(90),
+                error: Some("v.mp4: damaged".into()),
+            },
+        ];
+        let p = dir.path().join("media.parquet");
+        write_media(&p, &rows).unwrap();
+        assert_eq!(read_media(&p).unwrap(), rows);
+    }
 
     #[test]
     fn units_round_trip_and_are_deterministic() {

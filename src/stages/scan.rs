@@ -46,7 +46,8 @@ pub fn run(ctx: &StageContext) -> Result<StageOutput> {
             u.source = rel.to_string();
         }
     }
-    let outputs = write_tables(ctx, &mut found.units)?;
+    let media = probe_media(ctx.scenario, &found.units);
+    let outputs = write_tables(ctx, &mut found.units, media)?;
     tracing::info!(
         "{}: {} units, {} rejected, {} media files without annotation",
         ctx.scenario.code,
@@ -65,13 +66,19 @@ pub fn run(ctx: &StageContext) -> Result<StageOutput> {
     })
 }
 
-/// Writes `units.parquet` (units sorted by id), `media.parquet` and `annotations.parquet` of
-/// `units`; returns their paths. The scan stage and `merge` share it, so a merged run writes
-/// the same bytes as a single one.
-pub fn write_tables(ctx: &StageContext, units: &mut [Unit]) -> Result<Vec<PathBuf>> {
+/// Writes `units.parquet` (units sorted by id), `media.parquet` (`media`: the probed rows of
+/// the media files the units use, sorted by path here) and `annotations.parquet` of `units`;
+/// returns their paths. The scan stage and `merge` share it, so a merged run writes the same
+/// bytes as a single one.
+pub fn write_tables(
+    ctx: &StageContext,
+    units: &mut [Unit],
+    mut media: Vec<MediaRow>,
+) -> Result<Vec<PathBuf>> {
     units.sort_by(|a, b| a.id.cmp(&b.id));
+    media.sort_by(|a, b| a.path.cmp(&b.path));
+    media.dedup_by(|a, b| a.path == b.path);
     let scenario = ctx.scenario;
-    let media = probe_media(scenario, units);
     let by_path: BTreeMap<String, MediaRow> =
         media.iter().map(|m| (m.path.clone(), m.clone())).collect();
     let units_path = super::units_path(ctx);
@@ -88,7 +95,7 @@ pub fn write_tables(ctx: &StageContext, units: &mut [Unit]) -> Result<Vec<PathBu
 }
 
 /// One row per distinct media file of `units`, sorted by path, probed in parallel.
-fn probe_media(scenario: &Scenario, units: &[Unit]) -> Vec<MediaRow> {
+pub fn probe_media(scenario: &Scenario, units: &[Unit]) -> Vec<MediaRow> {
     let mut wanted: BTreeMap<String, &'static str> = BTreeMap::new();
     for u in units {
         match &u.media {
