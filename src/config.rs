@@ -565,6 +565,13 @@ pub struct CorpusConfig {
     /// DC: `video` or `segments`.
     #[serde(default = "frames_from")]
     pub frames_from: FramesFrom,
+    /// SN: keep every k-th color frame of a scan (1: all).
+    #[serde(default = "one_step")]
+    pub frame_step: u32,
+}
+
+fn one_step() -> u32 {
+    1
 }
 
 fn clip_seconds() -> f64 {
@@ -603,6 +610,7 @@ impl Default for CorpusConfig {
             subtitles: None,
             tvc_frames: tvc_frames(),
             frames_from: frames_from(),
+            frame_step: 1,
         }
     }
 }
@@ -877,6 +885,9 @@ impl Scenario {
                 "corpus.object_tolerance",
                 "must be a number of seconds, 0 or more",
             );
+        }
+        if c.corpus.frame_step == 0 {
+            return bad("corpus.frame_step", "must be at least 1");
         }
         if !(1..=2).contains(&c.corpus.narration_pass) {
             return bad("corpus.narration_pass", "must be 1 or 2");

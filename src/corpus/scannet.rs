@@ -1,7 +1,7 @@
 //! SN: ScanNet `scannet_frames_25k` scans with ScanRefer descriptions. One unit per scan folder
 //! `sceneXXXX_YY/color/*.jpg` under `source.media` (every scan of a room, not only `_00`); its
-//! frames are all color frames in name order (the keyframes stage applies
-//! `keyframes.max_per_unit`). Frame ids `SN_IMG_{scan}_color_{frame stem}`.
+//! frames are its color frames in name order, every `[corpus] frame_step`-th one (default 1:
+//! all; the keyframes stage then applies `keyframes.max_per_unit`). Frame ids `SN_IMG_{scan}_color_{frame stem}`.
 //!
 //! ScanRefer (`ScanRefer_filtered_{train,val}.json`: a list of `{scene_id, object_name,
 //! description, ...}`) describes scans. A scan with records of its own gets those; a scan
@@ -143,6 +143,7 @@ pub fn scan(scenario: &Scenario) -> Result<ScanResult> {
         let description = shuffled(entries, scan_id);
         let items = frames
             .iter()
+            .step_by(scenario.config.corpus.frame_step.max(1) as usize)
             .map(|rel| ImageItem {
                 path: media.join(rel),
                 key: format!(
@@ -159,6 +160,7 @@ pub fn scan(scenario: &Scenario) -> Result<ScanResult> {
             annotation: json!({ "description": description }),
         });
     }
+    result.units.sort_by(|a, b| a.id.cmp(&b.id));
     Ok(result)
 }
 
@@ -293,6 +295,47 @@ mod tests {
         assert!(errors.iter().any(|e| e.contains("duplicate")));
         assert!(errors.iter().any(|e| e.contains("malformed")));
         assert!(errors.iter().any(|e| e.contains("scene0009_00/color")));
+    }
+
+    #[test]
+    fn every_kth_frame_and_annotation_only_scans() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().join("frames/scene0000_00/color");
+        std::fs::create_dir_all(&d).unwrap();
+        for i in 0..7 {
+            std::fs::write(d.join(format!("{:05}.jpg", i * 10)), b"x").unwrap();
+        }
+        let rec = |scene: &str| json!({"scene_id": scene, "object_id": "1", "object_name": "chair", "ann_id": "0", "description": "a chair."});
+        std::fs::write(
+            dir.path().join("refer.json"),
+            json!([rec("scene0000_00"), rec("scene0005_00")]).to_string(),
+        )
+        .unwrap();
+        let s = crate::corpus::tests::scenario(
+            dir.path(),
+            "SN",
+            &["refer.json"],
+            "frames",
+            "[corpus]\nframe_step = 3\n[metadata]\nrequire_media = false",
+        );
+        let r = scan(&s).unwrap();
+        let UnitMedia::Images { items } = &r.units[0].media else {
+            panic!()
+        };
+        let keys: Vec<&str> = items.iter().map(|i| i.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "scene0000_00_color_00000",
+                "scene0000_00_color_00030",
+                "scene0000_00_color_00060"
+            ]
+        );
+        // The described scan without frames stays, annotation-only, and is still a reject.
+        assert_eq!(r.units.len(), 2);
+        assert!(matches!(r.units[1].media, UnitMedia::Missing { .. }));
+        assert_eq!(syphus_message(&r.units[1].annotation), "chair: a chair.");
+        assert_eq!(r.rejects.len(), 1);
     }
 
     #[test]
