@@ -95,9 +95,9 @@ pub enum Command {
         after_help = "Example:\n  mimicit pack scenarios/demo.toml --out out --answers valid_output.json"
     )]
     Pack(PackArgs),
-    /// Extract frames from a video or a folder of videos (one-off, no scenario).
+    /// Extract frames from a video, a folder of videos or folders of still frames (one-off).
     #[command(
-        after_help = "Example:\n  mimicit frames talk.mp4 --out frames/ --fps 1 --width 448 --height 448 --aspect pad"
+        after_help = "Example:\n  mimicit frames talk.mp4 --out frames/ --fps 1 --width 448 --height 448 --aspect pad\n  mimicit frames tvqa_frames/ --out frames/ --sequence-fps 3 --fps 1   # folders of .jpg frames"
     )]
     Frames(FramesArgs),
     /// CLIP embeddings of a folder of images.
@@ -197,7 +197,7 @@ pub enum PackFormat {
 
 #[derive(Debug, Args)]
 pub struct FramesArgs {
-    /// A video file or a folder of videos.
+    /// A video file, or a folder of videos and/or folders of pictures (image sequences).
     pub input: PathBuf,
     #[arg(long, short)]
     pub out: PathBuf,
@@ -238,6 +238,11 @@ pub struct FramesArgs {
     /// Also write DIR/contact_sheets/{video}.png: the frames of each video in a grid, timed.
     #[arg(long)]
     pub contact_sheet: bool,
+    /// Frame rate of image sequences: each folder that directly holds pictures (.jpg, .jpeg,
+    /// .png) is one sequence, picture i (natural name order) at i / R seconds, sampled like a
+    /// video (--keyframes-only keeps every picture; --scene-cuts reads every picture).
+    #[arg(long, default_value_t = 3.0, value_name = "R")]
+    pub sequence_fps: f64,
 }
 
 #[derive(Debug, Args)]
@@ -480,6 +485,11 @@ fn frames(a: &FramesArgs) -> Result<i32> {
             "--fps, --legacy-stride and --uniform take a number above 0".into(),
         ));
     }
+    if !rate_ok(a.sequence_fps) {
+        return Err(Error::Invalid(
+            "--sequence-fps takes a number above 0".into(),
+        ));
+    }
     if a.width == 0 || a.height == 0 || !(1..=100).contains(&a.quality) {
         return Err(Error::Invalid(
             "--width and --height must be at least 1, --quality between 1 and 100".into(),
@@ -498,6 +508,7 @@ fn frames(a: &FramesArgs) -> Result<i32> {
         out: a.out.clone(),
         sampling,
         image,
+        sequence_fps: a.sequence_fps,
     })?;
     for r in &summary.rejects {
         if r.error.contains(&r.path) {
@@ -514,8 +525,13 @@ fn frames(a: &FramesArgs) -> Result<i32> {
             a.out.join("contact_sheets").display()
         );
     }
+    let sequences = if summary.sequences > 0 {
+        format!(" and {} image sequences", summary.sequences)
+    } else {
+        String::new()
+    };
     eprintln!(
-        "frames: {} frames from {} videos into {}, {} rejected",
+        "frames: {} frames from {} videos{sequences} into {}, {} rejected",
         summary.frames,
         summary.videos,
         a.out.display(),

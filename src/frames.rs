@@ -4,6 +4,15 @@
 //! stage's table shape (image id `{key}_{i:06}`, unit = key) and `DIR/frames.jsonl` as JSON lines
 //! (video, index, time, file); `DIR/rejects.parquet` names every video that could not be
 //! decoded, and the others go on.
+//!
+//! Image sequences: in a folder input, every folder that directly holds pictures (`.jpg`,
+//! `.jpeg`, `.png`: TVQA's 3 fps frame folders, ScanNet's `color/`) is one sequence, whatever
+//! else it holds (its videos are videos as usual). Its pictures, in natural name order, are
+//! frames at `i / sequence_fps` seconds and go through the same sampling, resizing and naming as
+//! video frames; its key is the folder's path relative to the input with `/` as `_` (see
+//! `frames/sequence.rs`).
+
+mod sequence;
 
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
@@ -12,7 +21,7 @@ use rayon::prelude::*;
 
 use crate::config::{ImageConfig, ImageFormat};
 use crate::error::{Error, Result};
-use crate::model::{FrameRecord, Reject};
+use crate::model::{FrameRecord, Reject, RgbFrame};
 use crate::video::{self, Sampling};
 
 pub struct FramesRequest {
@@ -20,50 +29,74 @@ pub struct FramesRequest {
     pub out: PathBuf,
     pub sampling: Sampling,
     pub image: ImageConfig,
+    /// Frame rate of image sequences: picture i of a folder is at `i / sequence_fps` seconds.
+    pub sequence_fps: f64,
 }
 
 #[derive(Debug, Default)]
 pub struct FramesSummary {
     pub videos: u64,
+    /// Image sequences (folders of pictures) that gave frames or rejects.
+    pub sequences: u64,
     pub frames: u64,
     pub rejects: Vec<Reject>,
 }
 
+/// One unit of input.
+#[derive(Debug, Clone, PartialEq)]
+enum Source {
+    Video(PathBuf),
+    /// A folder's pictures, in natural name order ([`sequence::natural_cmp`]).
+    Sequence {
+        dir: PathBuf,
+        pictures: Vec<PathBuf>,
+    },
+}
+
+impl Source {
+    /// The video file, or the sequence's folder.
+    fn path(&self) -> &Path {
+        match self {
+            Source::Video(p) => p,
+            Source::Sequence { dir, .. } => dir,
+        }
+    }
+}
+
+/// A frame written to DIR, with the picture it came from (image sequences).
+struct Written {
+    record: FrameRecord,
+    picture: Option<PathBuf>,
+}
+
+/// What one source gave: its frames and the pictures that could not be read; or, when nothing
+/// of it could be used, why.
+type Extracted = std::result::Result<(Vec<Written>, Vec<Reject>), Reject>;
+
 pub fn extract(req: &FramesRequest) -> Result<FramesSummary> {
-    let videos: Vec<PathBuf> = if req.input.is_dir() {
-        crate::corpus::list_files(&req.input)?
-            .into_iter()
-            .map(|(rel, _)| req.input.join(rel))
-            .filter(|p| {
-                p.extension()
-                    .map(|e| {
-                        crate::corpus::VIDEO_EXTENSIONS
-                            .contains(&e.to_string_lossy().to_lowercase().as_str())
-                    })
-                    .unwrap_or(false)
-            })
-            .collect()
-    } else if req.input.is_file() {
-        vec![req.input.clone()]
-    } else {
-        return Err(Error::io(
-            &req.input,
-            std::io::Error::new(std::io::ErrorKind::NotFound, "no such file or folder"),
-        ));
-    };
+    if !(req.sequence_fps.is_finite() && req.sequence_fps > 0.0) {
+        return Err(Error::Invalid(format!(
+            "the frame rate of image sequences must be above 0, got {}",
+            req.sequence_fps
+        )));
+    }
+    let sources = list_sources(&req.input)?;
     let ext = match req.image.format {
         ImageFormat::Png => "png",
         ImageFormat::Jpeg => "jpg",
     };
-    let keys = video_keys(&req.input, &videos);
-    let jobs: Vec<(&PathBuf, &String)> = videos.iter().zip(&keys).collect();
+    let keys = unit_keys(&req.input, &sources);
+    let jobs: Vec<(&Source, &String)> = sources.iter().zip(&keys).collect();
     let watchdog = crate::watchdog::Watchdog::start("frames", crate::watchdog::DEFAULT_AFTER);
-    let one = |(path, key): &(&PathBuf, &String)| {
-        let _running = watchdog.track(&path.display().to_string());
-        extract_one(req, path, key, ext)
+    let one = |(source, key): &(&Source, &String)| -> Extracted {
+        let _running = watchdog.track(&source.path().display().to_string());
+        match source {
+            Source::Video(path) => Ok((extract_video(req, path, key, ext)?, Vec::new())),
+            Source::Sequence { dir, pictures } => sequence::extract(req, dir, pictures, key, ext),
+        }
     };
-    // One video: decoded outside the rayon pool, so that its decoder gets the pool's threads.
-    let results: Vec<std::result::Result<Vec<FrameRecord>, Reject>> = if videos.len() == 1 {
+    // One source: run outside the rayon pool, so that a video's decoder gets the pool's threads.
+    let results: Vec<Extracted> = if jobs.len() == 1 {
         jobs.iter().map(one).collect()
     } else {
         jobs.par_iter().map(one).collect()
@@ -72,18 +105,26 @@ pub fn extract(req: &FramesRequest) -> Result<FramesSummary> {
     let mut summary = FramesSummary::default();
     let mut lines = String::new();
     let mut records = Vec::new();
-    for (r, path) in results.into_iter().zip(&videos) {
+    for (r, source) in results.into_iter().zip(&sources) {
         match r {
-            Ok(v) => {
-                summary.videos += 1;
-                summary.frames += v.len() as u64;
-                for f in &v {
-                    let line = serde_json::json!({"video": path.display().to_string(),
+            Ok((written, rejects)) => {
+                match source {
+                    Source::Video(_) => summary.videos += 1,
+                    Source::Sequence { .. } => summary.sequences += 1,
+                }
+                summary.frames += written.len() as u64;
+                for w in written {
+                    let f = &w.record;
+                    let mut line = serde_json::json!({"video": source.path().display().to_string(),
                         "index": f.index, "time_s": f.time_s, "file": f.file});
+                    if let Some(picture) = &w.picture {
+                        line["picture"] = picture.display().to_string().into();
+                    }
                     lines.push_str(&line.to_string());
                     lines.push('\n');
+                    records.push(w.record);
                 }
-                records.extend(v);
+                summary.rejects.extend(rejects);
             }
             Err(reject) => summary.rejects.push(reject),
         }
@@ -94,22 +135,78 @@ pub fn extract(req: &FramesRequest) -> Result<FramesSummary> {
     Ok(summary)
 }
 
-/// The folder name of each video's frames: its stem; when another video has the same stem, its
-/// path relative to the input without the extension, separators as `_`; when that is shared too
-/// (`clip.mp4` and `clip.mkv`), with the extension; and when even that is shared (`a/b.mp4` and
-/// `a_b.mp4`), with `~{n}` added in path order. No video overwrites another's frames.
-fn video_keys(input: &Path, videos: &[PathBuf]) -> Vec<String> {
-    let rel = |p: &PathBuf| p.strip_prefix(input).unwrap_or(p).to_path_buf();
+fn file_name(path: &Path) -> &[u8] {
+    path.file_name().unwrap_or_default().as_encoded_bytes()
+}
+
+fn is_video(path: &Path) -> bool {
+    path.extension().is_some_and(|e| {
+        crate::corpus::VIDEO_EXTENSIONS.contains(&e.to_string_lossy().to_lowercase().as_str())
+    })
+}
+
+/// The videos and image sequences of the input, in path order (a sequence by its folder).
+fn list_sources(input: &Path) -> Result<Vec<Source>> {
+    if input.is_file() {
+        return Ok(vec![Source::Video(input.to_path_buf())]);
+    }
+    if !input.is_dir() {
+        return Err(Error::io(
+            input,
+            std::io::Error::new(std::io::ErrorKind::NotFound, "no such file or folder"),
+        ));
+    }
+    let mut sources = Vec::new();
+    let mut folders: std::collections::BTreeMap<PathBuf, Vec<PathBuf>> = Default::default();
+    for (rel, _) in crate::corpus::list_files(input)? {
+        let path = input.join(&rel);
+        if is_video(&path) {
+            sources.push(Source::Video(path));
+        } else if crate::corpus::is_image(&path) {
+            let dir = path.parent().unwrap_or(input).to_path_buf();
+            folders.entry(dir).or_default().push(path);
+        }
+    }
+    for (dir, mut pictures) in folders {
+        pictures.sort_by(|a, b| sequence::natural_cmp(file_name(a), file_name(b)));
+        sources.push(Source::Sequence { dir, pictures });
+    }
+    sources.sort_by(|a, b| a.path().cmp(b.path()));
+    Ok(sources)
+}
+
+/// The folder name of each source's frames. A video's: its stem; when another source has the
+/// same key, its path relative to the input without the extension, separators as `_`; when that
+/// is shared too (`clip.mp4` and `clip.mkv`), with the extension. An image sequence's: its
+/// folder relative to the input, separators as `_` (the input's own name when the input folder
+/// itself holds the pictures). When even that is shared (`a/b.mp4` and `a_b.mp4`, or the folder
+/// `a/b` and `a_b.mp4`), `~{n}` is added in path order. No source overwrites another's frames.
+fn unit_keys(input: &Path, sources: &[Source]) -> Vec<String> {
+    let rel = |p: &Path| p.strip_prefix(input).unwrap_or(p).to_path_buf();
     let flat = |p: &Path| p.to_string_lossy().replace(['/', '\\'], "_");
-    let levels: [&dyn Fn(&PathBuf) -> String; 3] = [
-        &|p| {
-            p.file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_else(|| "video".into())
-        },
-        &|p| flat(&rel(p).with_extension("")),
-        &|p| flat(&rel(p)),
-    ];
+    let sequence_key = |dir: &Path| {
+        let r = rel(dir);
+        if !r.as_os_str().is_empty() {
+            return flat(&r);
+        }
+        let name = |p: &Path| p.file_name().map(|n| n.to_string_lossy().into_owned());
+        name(dir)
+            .or_else(|| dir.canonicalize().ok().as_deref().and_then(name))
+            .unwrap_or_else(|| "sequence".into())
+    };
+    let key_at = |level: usize, source: &Source| -> String {
+        match source {
+            Source::Sequence { dir, .. } => sequence_key(dir),
+            Source::Video(p) => match level {
+                0 => p
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| "video".into()),
+                1 => flat(&rel(p).with_extension("")),
+                _ => flat(&rel(p)),
+            },
+        }
+    };
     let shared = |keys: &[String]| -> Vec<bool> {
         let mut count = std::collections::BTreeMap::new();
         for k in keys {
@@ -117,11 +214,11 @@ fn video_keys(input: &Path, videos: &[PathBuf]) -> Vec<String> {
         }
         keys.iter().map(|k| count[k] > 1).collect()
     };
-    let mut keys: Vec<String> = videos.iter().map(levels[0]).collect();
-    for level in &levels[1..] {
+    let mut keys: Vec<String> = sources.iter().map(|s| key_at(0, s)).collect();
+    for level in 1..3 {
         for (i, clash) in shared(&keys).into_iter().enumerate() {
             if clash {
-                keys[i] = level(&videos[i]);
+                keys[i] = key_at(level, &sources[i]);
             }
         }
     }
@@ -140,46 +237,71 @@ fn video_keys(input: &Path, videos: &[PathBuf]) -> Vec<String> {
     keys
 }
 
-fn extract_one(
+/// A kept frame resized, encoded and hashed, not yet written.
+struct Prepared {
+    width: u32,
+    height: u32,
+    pixel_hash: String,
+    bytes: Vec<u8>,
+}
+
+fn prepare(image: &RgbFrame, cfg: &ImageConfig) -> std::result::Result<Prepared, String> {
+    let img = crate::imaging::resize(image, cfg).map_err(|e| e.to_string())?;
+    let bytes = crate::imaging::encode(&img, cfg).map_err(|e| e.to_string())?;
+    Ok(Prepared {
+        width: img.width,
+        height: img.height,
+        pixel_hash: crate::imaging::pixel_hash(&img),
+        bytes,
+    })
+}
+
+/// Writes the `i`-th kept frame of `key` as `DIR/{key}/{i:06}.{ext}`; errors name that file.
+fn store(
+    req: &FramesRequest,
+    key: &str,
+    ext: &str,
+    i: usize,
+    time_s: f64,
+    frame: Prepared,
+) -> std::result::Result<FrameRecord, String> {
+    let file = format!("{key}/{i:06}.{ext}");
+    crate::atomic::write(&req.out.join(&file), &frame.bytes).map_err(|e| e.to_string())?;
+    Ok(FrameRecord {
+        image_id: format!("{key}_{i:06}"),
+        unit_id: key.to_string(),
+        index: i as u32,
+        time_s: Some(time_s),
+        width: frame.width,
+        height: frame.height,
+        pixel_hash: frame.pixel_hash,
+        file,
+        bytes: frame.bytes.len() as u64,
+    })
+}
+
+fn extract_video(
     req: &FramesRequest,
     path: &Path,
     key: &str,
     ext: &str,
-) -> std::result::Result<Vec<FrameRecord>, Reject> {
+) -> std::result::Result<Vec<Written>, Reject> {
     let reject = |error: String| Reject {
         stage: "frames".into(),
         item: key.to_string(),
         path: path.display().to_string(),
         error,
     };
-    let mut records = Vec::new();
+    let mut written = Vec::new();
     let mut failure = None;
     let mut on_frame = |f: video::SampledFrame| {
-        let i = records.len();
-        let file = format!("{key}/{i:06}.{ext}");
-        let written = crate::imaging::resize(&f.image, &req.image)
-            .and_then(|img| {
-                let bytes = crate::imaging::encode(&img, &req.image)?;
-                Ok((img, bytes))
-            })
-            .map_err(|e| e.to_string())
-            .and_then(|(img, bytes)| {
-                crate::atomic::write(&req.out.join(&file), &bytes)
-                    .map(|()| (img, bytes.len() as u64))
-                    .map_err(|e| e.to_string())
-            });
-        match written {
-            Ok((img, bytes)) => {
-                records.push(FrameRecord {
-                    image_id: format!("{key}_{i:06}"),
-                    unit_id: key.to_string(),
-                    index: i as u32,
-                    time_s: Some(f.time_s),
-                    width: img.width,
-                    height: img.height,
-                    pixel_hash: crate::imaging::pixel_hash(&img),
-                    file,
-                    bytes,
+        let stored = prepare(&f.image, &req.image)
+            .and_then(|p| store(req, key, ext, written.len(), f.time_s, p));
+        match stored {
+            Ok(record) => {
+                written.push(Written {
+                    record,
+                    picture: None,
                 });
                 ControlFlow::Continue(())
             }
@@ -201,7 +323,7 @@ fn extract_one(
             info.decode_errors
         );
     }
-    Ok(records)
+    Ok(written)
 }
 
 #[cfg(test)]
@@ -222,7 +344,8 @@ mod tests {
         .iter()
         .map(PathBuf::from)
         .collect();
-        let keys = super::video_keys(input, &videos);
+        let sources: Vec<super::Source> = videos.into_iter().map(super::Source::Video).collect();
+        let keys = super::unit_keys(input, &sources);
         assert_eq!(
             keys,
             ["a", "c.mkv", "c.mp4", "x_b.mp4", "x_b.mp4~2", "y_b"],

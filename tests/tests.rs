@@ -457,6 +457,116 @@ fn frames_extracts_good_videos_and_names_bad_ones() {
 }
 
 #[test]
+fn frames_samples_folders_of_pictures_like_videos() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    std::fs::create_dir_all(&input).unwrap();
+    // The shared fixture, else a demo clip under its name.
+    let fixture = repo().join("../shared/fixtures/videos/realshort.mp4");
+    let video = if fixture.is_file() {
+        fixture
+    } else {
+        repo().join("demo/videos/v_demo_street.mp4")
+    };
+    std::fs::copy(video, input.join("realshort.mp4")).unwrap();
+    // A TVQA-like folder: 12 pictures at 3 fps (0 to 3.67 s), 00001.jpg first.
+    let seq = input.join("tvqa/s01e01_clip");
+    std::fs::create_dir_all(&seq).unwrap();
+    for i in 1..=12u8 {
+        image::RgbImage::from_fn(80, 60, |x, y| image::Rgb([i * 20, x as u8, y as u8]))
+            .save(seq.join(format!("{i:05}.jpg")))
+            .unwrap();
+    }
+    // --fps 1 wants pictures 1, 4, 7 and 10; 7 cannot be read, 2 is never read.
+    std::fs::write(seq.join("00007.jpg"), b"\xff\xd8\xff not a jpeg").unwrap();
+    std::fs::write(seq.join("00002.jpg"), b"never read").unwrap();
+    let o = mimicit(
+        dir.path(),
+        &[
+            "frames", "in", "--out", "out", "--fps", "1", "--width", "64", "--height", "48",
+        ],
+    );
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(3), "{err}");
+    assert!(err.contains("00007.jpg"), "{err}");
+    assert!(!err.contains("00002.jpg"), "{err}");
+    assert!(err.contains("1 videos and 1 image sequences"), "{err}");
+    let out = dir.path().join("out");
+    let lines = std::fs::read_to_string(out.join("frames.jsonl")).unwrap();
+    let mut sequence = Vec::new();
+    let mut video = 0;
+    for line in lines.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_valid("frames_jsonl.schema.json", &v, "frames.jsonl");
+        let img = image::open(out.join(v["file"].as_str().unwrap())).unwrap();
+        assert_eq!((img.width(), img.height()), (64, 48));
+        if v["video"].as_str().unwrap().ends_with("realshort.mp4") {
+            video += 1;
+            assert!(v["file"].as_str().unwrap().starts_with("realshort/"), "{v}");
+            assert!(v.get("picture").is_none(), "{v}");
+        } else {
+            let picture = v["picture"].as_str().unwrap();
+            sequence.push((
+                v["file"].as_str().unwrap().to_string(),
+                v["time_s"].as_f64().unwrap(),
+                picture.rsplit('/').next().unwrap().to_string(),
+            ));
+        }
+    }
+    assert!(video >= 1, "{lines}");
+    let want: Vec<(String, f64, String)> = [(0, 0.0, 1), (1, 1.0, 4), (2, 3.0, 10)]
+        .into_iter()
+        .map(|(i, t, p)| {
+            (
+                format!("tvqa_s01e01_clip/{i:06}.png"),
+                t,
+                format!("{p:05}.jpg"),
+            )
+        })
+        .collect();
+    assert_eq!(sequence, want);
+    if let Some(rows) = pandas_rows(&out.join("frames.parquet")) {
+        assert_eq!(rows.len(), lines.lines().count());
+        for row in &rows {
+            assert_valid("frames_dir.schema.json", row, "frames.parquet");
+        }
+        assert!(rows
+            .iter()
+            .any(|r| r["unit_id"] == "tvqa_s01e01_clip" && r["time_s"] == 3.0));
+    }
+    if let Some(rows) = pandas_rows(&out.join("rejects.parquet")) {
+        assert_eq!(rows.len(), 1, "{rows:?}");
+        assert_valid("rejects.schema.json", &rows[0], "rejects.parquet");
+        assert!(rows[0]["path"].as_str().unwrap().ends_with("00007.jpg"));
+        assert_eq!(rows[0]["item"], "tvqa_s01e01_clip");
+    }
+
+    // Every picture: --fps 1 on a 1 fps sequence; the unreadable ones are rejected.
+    let o = mimicit(
+        dir.path(),
+        &[
+            "frames",
+            "in/tvqa",
+            "--out",
+            "all",
+            "--sequence-fps",
+            "1",
+            "--fps",
+            "1",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    let lines = std::fs::read_to_string(dir.path().join("all/frames.jsonl")).unwrap();
+    assert_eq!(lines.lines().count(), 10, "{lines}");
+    let o = mimicit(
+        dir.path(),
+        &["frames", "in", "--out", "bad", "--sequence-fps", "0"],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--sequence-fps"), "{}", stderr(&o));
+}
+
+#[test]
 fn unwritable_output_is_an_error_naming_it() {
     let dir = tempfile::tempdir().unwrap();
     copy_demo(dir.path());

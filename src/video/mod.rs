@@ -27,7 +27,7 @@ use ffmpeg_next as ffmpeg;
 
 use crate::config::{KeyframesConfig, SamplingPolicy};
 use crate::model::RgbFrame;
-use sampling::{Selector, StreamFacts};
+pub(crate) use sampling::{pick, Selector, StreamFacts};
 use scenes::Signature;
 
 /// Largest frame accepted, in pixels (as for still images).
@@ -957,6 +957,54 @@ impl Run<'_> {
             data.extend_from_slice(&plane[y * stride..y * stride + row]);
         }
         Ok(RgbFrame::new(w, h, data))
+    }
+}
+
+/// Content signatures of still pictures (the frames of an image sequence), made the way the
+/// decode loop makes them for video frames: the picture scaled by swscale (area averaging) to a
+/// [`scenes::THUMB_W`]x[`scenes::THUMB_H`] grey thumbnail, then its luma histogram. One per
+/// sequence: it keeps its scaler while the pictures keep their size.
+pub(crate) struct Thumbnailer {
+    scaler: Option<scaling::Context>,
+}
+
+impl Thumbnailer {
+    pub(crate) fn new() -> Thumbnailer {
+        init();
+        Thumbnailer { scaler: None }
+    }
+
+    /// The signature [`Sampling::SceneCuts`] compares; errors are plain messages (the caller
+    /// adds the path).
+    pub(crate) fn signature(&mut self, img: &RgbFrame) -> Result<Signature, String> {
+        let (w, h) = (img.width, img.height);
+        let row = w as usize * 3;
+        if w == 0 || h == 0 || img.data.len() < row * h as usize {
+            return Err(format!("not a {w}x{h} RGB picture"));
+        }
+        let mut frame = AvFrame::new(Pixel::RGB24, w, h);
+        let stride = frame.stride(0);
+        let plane = frame.data_mut(0);
+        for (y, src) in img.data.chunks_exact(row).take(h as usize).enumerate() {
+            plane[y * stride..y * stride + row].copy_from_slice(src);
+        }
+        let scaler = cached_scaler(
+            &mut self.scaler,
+            &frame,
+            (Pixel::GRAY8, scenes::THUMB_W, scenes::THUMB_H),
+            scaling::Flags::AREA,
+        )
+        .map_err(|e| format!("cannot make a grey thumbnail: {e}"))?;
+        let mut thumb = AvFrame::empty();
+        scaler
+            .run(&frame, &mut thumb)
+            .map_err(|e| format!("cannot make a grey thumbnail: {e}"))?;
+        Ok(Signature::from_gray(
+            scenes::THUMB_W as usize,
+            scenes::THUMB_H as usize,
+            thumb.stride(0),
+            thumb.data(0),
+        ))
     }
 }
 

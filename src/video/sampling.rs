@@ -323,6 +323,42 @@ impl Selector {
     }
 }
 
+/// The indices of the frames a [`Selector`] keeps among frames at `times` (in presentation
+/// order), decided on their times alone: nothing has to be decoded first. Policies that judge
+/// content (scene cuts) are refused; they need [`Selector::offer_content`] frame by frame.
+pub(crate) fn pick(
+    sampling: &Sampling,
+    segment: Option<(f64, f64)>,
+    facts: StreamFacts,
+    times: &[f64],
+) -> Result<Vec<usize>, String> {
+    let mut sel = Selector::new(sampling, segment, facts)?;
+    if sel.wants_content() {
+        return Err("this sampling decides on the frames' content, not on their times".into());
+    }
+    let mut out = Vec::new();
+    let mut held: Option<usize> = None;
+    for (i, &t) in times.iter().enumerate() {
+        let step = sel.offer(t);
+        if step.emit_prev {
+            debug_assert!(held.is_some(), "emit_prev without a held frame");
+            out.extend(held.take());
+        }
+        if step.emit_current {
+            out.push(i);
+        }
+        held = step.hold_current.then_some(i);
+        if step.stop {
+            return Ok(out);
+        }
+    }
+    if sel.finish() {
+        debug_assert!(held.is_some(), "finish emits without a held frame");
+        out.extend(held);
+    }
+    Ok(out)
+}
+
 /// The original converter's stride: `max(1, floor(floor(stream_fps) / rate))`.
 pub(crate) fn legacy_stride(stream_fps: f64, rate: f64) -> u64 {
     let fps = stream_fps.floor();
@@ -339,26 +375,7 @@ mod tests {
             fps: Some(fps),
             media_end: Some(times.last().unwrap() + 1.0 / fps),
         };
-        let mut sel = Selector::new(&sampling, segment, facts).unwrap();
-        let mut out = Vec::new();
-        let mut held: Option<usize> = None;
-        for (i, &t) in times.iter().enumerate() {
-            let step = sel.offer(t);
-            if step.emit_prev {
-                out.push(held.take().expect("a held frame"));
-            }
-            if step.emit_current {
-                out.push(i);
-            }
-            held = step.hold_current.then_some(i);
-            if step.stop {
-                return out;
-            }
-        }
-        if sel.finish() {
-            out.push(held.expect("a held frame"));
-        }
-        out
+        pick(&sampling, segment, facts, times).unwrap()
     }
 
     fn grid(n: usize, fps: f64) -> Vec<f64> {
