@@ -1,6 +1,12 @@
 //! Atomic file writes: write to a temporary name in the destination folder, fsync, rename, then
 //! fsync the folder. A reader (or a resumed run) sees either the old file or the whole new one,
 //! never a truncated one, whatever moment the process dies at.
+//!
+//! Frames are many small files: [`write_unsynced`] keeps the temporary name and the rename (so a
+//! dying process still never leaves half a file under the real name) but skips the two fsyncs,
+//! and the stage makes all of them durable at once with [`sync_filesystem`] before it writes the
+//! table that lists them. After a machine crash a frame the journal lists may be missing or
+//! short; resume checks each file's size and makes it again.
 
 use std::fs::{self, File};
 use std::io::{self, Write};
@@ -26,6 +32,32 @@ pub fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
 /// Calls `fill` with a temporary file next to `path`, then makes it `path` atomically.
 /// On any error the temporary file is removed and `path` is left as it was.
 pub fn write_with(path: &Path, fill: impl FnOnce(&mut File) -> io::Result<()>) -> Result<()> {
+    write_inner(path, fill, true)
+}
+
+/// [`write`] without the fsyncs (see the module doc): the caller calls [`sync_filesystem`]
+/// once after its last such write and before anything records the files as done for good.
+pub fn write_unsynced(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_inner(path, |f| f.write_all(bytes), false)
+}
+
+/// Flushes every written file of the filesystem that holds `dir` (`syncfs(2)`): one call makes
+/// all the [`write_unsynced`] files under it durable.
+pub fn sync_filesystem(dir: &Path) -> Result<()> {
+    use std::os::fd::AsRawFd;
+    let d = File::open(dir).at(dir)?;
+    // SAFETY: `syncfs` only reads the descriptor, which `d` keeps open for the call.
+    if unsafe { libc::syncfs(d.as_raw_fd()) } != 0 {
+        return Err(crate::Error::io(dir, io::Error::last_os_error()));
+    }
+    Ok(())
+}
+
+fn write_inner(
+    path: &Path,
+    fill: impl FnOnce(&mut File) -> io::Result<()>,
+    sync: bool,
+) -> Result<()> {
     let dir = parent_of(path);
     fs::create_dir_all(&dir).at(&dir)?;
     let tmp = temp_name(path);
@@ -33,7 +65,9 @@ pub fn write_with(path: &Path, fill: impl FnOnce(&mut File) -> io::Result<()>) -
         let mut file = File::create(&tmp)?;
         fill(&mut file)?;
         file.flush()?;
-        file.sync_all()?;
+        if sync {
+            file.sync_all()?;
+        }
         drop(file);
         fs::rename(&tmp, path)
     })();
@@ -41,7 +75,9 @@ pub fn write_with(path: &Path, fill: impl FnOnce(&mut File) -> io::Result<()>) -
         let _ = fs::remove_file(&tmp);
         return Err(crate::Error::io(path, e));
     }
-    sync_dir(&dir);
+    if sync {
+        sync_dir(&dir);
+    }
     crate::faults::file_written(path);
     Ok(())
 }
@@ -122,6 +158,17 @@ fn sync_dir(dir: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unsynced_writes_then_one_sync() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f/ab/frame.png");
+        write_unsynced(&p, b"pixels").unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"pixels");
+        assert_eq!(clean_temps_recursive(dir.path()).unwrap(), 0);
+        sync_filesystem(dir.path()).unwrap();
+        assert!(sync_filesystem(&dir.path().join("missing")).is_err());
+    }
 
     #[test]
     fn writes_and_replaces() {

@@ -129,6 +129,9 @@ pub fn extract(req: &FramesRequest) -> Result<FramesSummary> {
             Err(reject) => summary.rejects.push(reject),
         }
     }
+    // The frame files were written without fsyncs: one sync makes them durable before the
+    // tables that list them.
+    crate::atomic::sync_filesystem(&req.out)?;
     crate::atomic::write(&req.out.join("frames.jsonl"), lines.as_bytes())?;
     crate::tables::write_frames(&req.out.join("frames.parquet"), &records)?;
     crate::tables::write_rejects(&req.out.join("rejects.parquet"), &summary.rejects)?;
@@ -266,7 +269,7 @@ fn store(
     frame: Prepared,
 ) -> std::result::Result<FrameRecord, String> {
     let file = format!("{key}/{i:06}.{ext}");
-    crate::atomic::write(&req.out.join(&file), &frame.bytes).map_err(|e| e.to_string())?;
+    crate::atomic::write_unsynced(&req.out.join(&file), &frame.bytes).map_err(|e| e.to_string())?;
     Ok(FrameRecord {
         image_id: format!("{key}_{i:06}"),
         unit_id: key.to_string(),

@@ -61,6 +61,9 @@ pub fn run(ctx: &StageContext) -> Result<StageOutput> {
         frames.extend(r.frames);
         rejects.extend(r.reject);
     }
+    // The store's files were written without fsyncs (many small files): one sync of the
+    // filesystem makes them durable before the table that lists them.
+    crate::atomic::sync_filesystem(&ctx.dir)?;
     let path = super::frames_path(ctx);
     crate::tables::write_frames(&path, &frames)?;
     journal.finish()?;
@@ -293,7 +296,7 @@ fn store(
         .map(|m| m.len() == encoded.len() as u64)
         .unwrap_or(false);
     if !present {
-        crate::atomic::write(&path, &encoded).map_err(ItemError::Fatal)?;
+        crate::atomic::write_unsynced(&path, &encoded).map_err(ItemError::Fatal)?;
     }
     Ok((
         rel,
