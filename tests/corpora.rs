@@ -158,6 +158,15 @@ fn check_tables(
     all
 }
 
+/// The real Ego4D narration excerpt: its video uid, its entry, and the entry wrapped in the
+/// `narration_pass_1` key the excerpt lost (real files have it).
+fn ego4d_narrations(fx: &Path) -> (String, serde_json::Value, serde_json::Value) {
+    let excerpt = read_json(&fx.join("ego4d/narration_excerpt_77cc4654.json"));
+    let (uid, inner) = excerpt.as_object().unwrap().iter().next().unwrap();
+    let wrapped = serde_json::json!({ uid: {"narration_pass_1": inner} });
+    (uid.clone(), inner.clone(), wrapped)
+}
+
 fn rejects(out: &Path, code: &str, stage: &str) -> Vec<mimicit::model::Reject> {
     mimicit::tables::read_rejects(&out.join(format!("{code}/rejects/{stage}.parquet"))).unwrap()
 }
@@ -497,10 +506,7 @@ fn ego4d_from_fixtures() {
     let Some(fx) = fixtures() else { return };
     let dir = tempfile::tempdir().unwrap();
     let corpus = dir.path().join("corpus");
-    // The excerpt lost its narration_pass_1 wrapper: put it back, as real files have it.
-    let excerpt = read_json(&fx.join("ego4d/narration_excerpt_77cc4654.json"));
-    let (uid, inner) = excerpt.as_object().unwrap().iter().next().unwrap();
-    let wrapped = serde_json::json!({ uid: {"narration_pass_1": inner} });
+    let (uid, _, wrapped) = ego4d_narrations(&fx);
     std::fs::create_dir_all(corpus.join("v1/annotations")).unwrap();
     std::fs::write(
         corpus.join("v1/annotations/narration.json"),
@@ -552,21 +558,19 @@ fn ego4d_density_clips_and_objects() {
     let Some(fx) = fixtures() else { return };
     let dir = tempfile::tempdir().unwrap();
     let corpus = dir.path().join("corpus");
-    let excerpt = read_json(&fx.join("ego4d/narration_excerpt_77cc4654.json"));
-    let (uid, inner) = excerpt.as_object().unwrap().iter().next().unwrap();
+    let (uid, inner, wrapped) = ego4d_narrations(&fx);
     let times: Vec<f64> = inner["narrations"]
         .as_array()
         .unwrap()
         .iter()
         .map(|n| n["timestamp_sec"].as_f64().unwrap())
         .collect();
-    let wrapped = serde_json::json!({ uid: {"narration_pass_1": inner} });
     std::fs::create_dir_all(corpus.join("ann")).unwrap();
     std::fs::write(corpus.join("ann/narration.json"), wrapped.to_string()).unwrap();
     std::fs::write(
         corpus.join("ann/objects.json"),
         serde_json::json!({
-            uid: [{"timestamp_sec": times[0] + 0.2, "objects": ["a woman", "a door"]}],
+            uid.clone(): [{"timestamp_sec": times[0] + 0.2, "objects": ["a woman", "a door"]}],
             "other-video": [{"timestamp_sec": 1.0, "objects": ["x"]}],
         })
         .to_string(),

@@ -112,16 +112,24 @@ impl Run<'_> {
                     (p, frame)
                 })
                 .collect();
-            let mut ready = Vec::new();
-            for (p, frame) in prepared {
-                match frame {
-                    Ok(frame) => ready.push((p, frame)),
-                    Err(e) => self.reject(p, e),
-                }
-            }
-            self.store_all(ready)?;
+            self.store_prepared(prepared)?;
         }
         Ok(())
+    }
+
+    /// Stores the pictures that were prepared and rejects those that could not be.
+    fn store_prepared(
+        &mut self,
+        prepared: Vec<(usize, Result<Prepared, String>)>,
+    ) -> Result<(), String> {
+        let mut ready = Vec::new();
+        for (p, frame) in prepared {
+            match frame {
+                Ok(frame) => ready.push((p, frame)),
+                Err(e) => self.reject(p, e),
+            }
+        }
+        self.store_all(ready)
     }
 
     /// Scene cuts: every picture is decoded (a batch at a time) and offered with its content.
@@ -168,14 +176,7 @@ impl Run<'_> {
                 .par_iter()
                 .map(|(p, img)| (*p, prepare(img, cfg)))
                 .collect();
-            let mut ready = Vec::new();
-            for (p, frame) in prepared {
-                match frame {
-                    Ok(frame) => ready.push((p, frame)),
-                    Err(e) => self.reject(p, e),
-                }
-            }
-            self.store_all(ready)?;
+            self.store_prepared(prepared)?;
             if stop {
                 break;
             }
