@@ -811,6 +811,40 @@ fn dense_captions_by_segment_and_annotation_only() {
     assert_eq!(ann.len(), total + 2);
 }
 
+/// Overlapping caption segments: a frame both segments sample is stored and listed once.
+#[test]
+fn dense_captions_overlapping_segments_keep_a_frame_once() {
+    let Some(fx) = fixtures() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = dir.path().join("corpus");
+    let doc = serde_json::json!({"v_a": {
+        "duration": 1.2,
+        "timestamps": [[0.0, 0.6], [0.3, 1.1]],
+        "sentences": ["First.", "Second."],
+    }});
+    std::fs::create_dir_all(corpus.join("captions")).unwrap();
+    std::fs::write(corpus.join("captions/val_1.json"), doc.to_string()).unwrap();
+    copy(
+        &fx.join("videos/realshort.mp4"),
+        &corpus.join("videos/v_a.mp4"),
+    );
+    let (out, o) = run(
+        dir.path(),
+        "scenario = \"DC\"\n[keyframes]\npolicy = \"fps\"\nfps = 10\n[corpus]\nframes_from = \"segments\"",
+        "annotations = \"captions/val_1.json\"\nmedia = \"videos\"",
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let frames = mimicit::tables::read_frames(&out.join("DC/frames.parquet")).unwrap();
+    let times: Vec<f64> = frames.iter().map(|f| f.time_s.unwrap()).collect();
+    // 0.0..=0.6 gives 7 frames (0, 0.1, ..., 0.6); 0.3..=1.1 gives 9, its first the frame at
+    // 1/3 s (0.2998 lies before the segment) and its next three the first segment's 0.4, 0.5
+    // and 0.6: those are stored and listed once, 7 + 9 - 3 = 13 frames in time order.
+    assert!(times.windows(2).all(|w| w[0] < w[1]), "{times:?}");
+    assert_eq!(times.len(), 13, "{times:?}");
+    let ids: BTreeSet<&str> = frames.iter().map(|f| f.image_id.as_str()).collect();
+    assert_eq!(ids.len(), frames.len());
+}
+
 #[test]
 fn visual_storytelling_from_fixtures() {
     let Some(fx) = fixtures() else { return };

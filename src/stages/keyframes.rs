@@ -170,14 +170,17 @@ fn process(ctx: &StageContext, unit: &Unit) -> std::result::Result<Vec<FrameReco
             };
             // (time, stored frame), gathered over every span, then put in time order.
             let mut got: Vec<(f64, Stored)> = Vec::new();
+            // Overlapping segments offer the same frame twice (same pts, so the same time to
+            // the bit): it is kept once.
+            let mut times_seen = std::collections::HashSet::new();
+            let several = spans.len() > 1;
             for span in spans {
                 if max > 0 && got.len() >= max {
                     break;
                 }
                 let mut failure = None;
                 let mut on_frame = |f: video::SampledFrame| {
-                    // Overlapping segments offer the same frame twice: it is kept once.
-                    if got.iter().any(|(t, _)| (t - f.time_s).abs() < 1e-9) {
+                    if several && !times_seen.insert(f.time_s.to_bits()) {
                         return ControlFlow::Continue(());
                     }
                     match store(ctx, &f.image, &scenario.config.image) {
