@@ -270,11 +270,9 @@ fn chosen_keys(chosen: &[crate::model::ChosenFrame], got: &[(f64, Stored)]) -> O
         {
             c += 1;
         }
-        keys.push(chosen[c.min(chosen.len() - 1)].key.clone());
-        c += 1;
-        if c >= chosen.len() {
-            c = chosen.len() - 1;
-        }
+        keys.push(chosen[c].key.clone());
+        // `At` never gives more frames than times; if it did, the last key would repeat.
+        c = (c + 1).min(chosen.len() - 1);
     }
     Some(keys)
 }
