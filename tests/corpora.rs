@@ -725,13 +725,35 @@ fn dense_captions_from_fixtures() {
     );
 }
 
+/// A DC corpus of the annotation `doc` where `video` is the real 1.2 s clip, run at 10 fps with
+/// `frames_from = "segments"` (`extra`: more TOML).
+fn run_dc_segments(
+    fx: &Path,
+    dir: &Path,
+    doc: &serde_json::Value,
+    video: &str,
+    extra: &str,
+) -> (PathBuf, std::process::Output) {
+    let corpus = dir.join("corpus");
+    std::fs::create_dir_all(corpus.join("captions")).unwrap();
+    std::fs::write(corpus.join("captions/val_1.json"), doc.to_string()).unwrap();
+    copy(
+        &fx.join("videos/realshort.mp4"),
+        &corpus.join(format!("videos/{video}.mp4")),
+    );
+    run(
+        dir,
+        &format!("scenario = \"DC\"\n[keyframes]\npolicy = \"fps\"\nfps = 10\n[corpus]\nframes_from = \"segments\"\n{extra}"),
+        "annotations = \"captions/val_1.json\"\nmedia = \"videos\"",
+    )
+}
+
 /// `frames_from = "segments"` samples inside the caption segments only, and
 /// `require_media = false` gives the 19 videos without a file annotation-only Syphus inputs.
 #[test]
 fn dense_captions_by_segment_and_annotation_only() {
     let Some(fx) = fixtures() else { return };
     let dir = tempfile::tempdir().unwrap();
-    let corpus = dir.path().join("corpus");
     let all = read_json(&fx.join("activitynet_captions/val_1.first20.json"));
     // The real 1.2 s clip stands for a video with two short caption segments.
     let mut doc = all.clone();
@@ -740,16 +762,12 @@ fn dense_captions_by_segment_and_annotation_only() {
         "timestamps": [[0.0, 0.3], [0.8, 1.1]],
         "sentences": ["A first moment.", "A second one."],
     });
-    std::fs::create_dir_all(corpus.join("captions")).unwrap();
-    std::fs::write(corpus.join("captions/val_1.json"), doc.to_string()).unwrap();
-    copy(
-        &fx.join("videos/realshort.mp4"),
-        &corpus.join("videos/v_4Lu8ECLHvK4.mp4"),
-    );
-    let (out, o) = run(
+    let (out, o) = run_dc_segments(
+        &fx,
         dir.path(),
-        "scenario = \"DC\"\n[keyframes]\npolicy = \"fps\"\nfps = 10\n[corpus]\nframes_from = \"segments\"\n[metadata]\nrequire_media = false",
-        "annotations = \"captions/val_1.json\"\nmedia = \"videos\"",
+        &doc,
+        "v_4Lu8ECLHvK4",
+        "[metadata]\nrequire_media = false",
     );
     // The missing videos are still rejects: the exit status says so.
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
@@ -816,23 +834,12 @@ fn dense_captions_by_segment_and_annotation_only() {
 fn dense_captions_overlapping_segments_keep_a_frame_once() {
     let Some(fx) = fixtures() else { return };
     let dir = tempfile::tempdir().unwrap();
-    let corpus = dir.path().join("corpus");
     let doc = serde_json::json!({"v_a": {
         "duration": 1.2,
         "timestamps": [[0.0, 0.6], [0.3, 1.1]],
         "sentences": ["First.", "Second."],
     }});
-    std::fs::create_dir_all(corpus.join("captions")).unwrap();
-    std::fs::write(corpus.join("captions/val_1.json"), doc.to_string()).unwrap();
-    copy(
-        &fx.join("videos/realshort.mp4"),
-        &corpus.join("videos/v_a.mp4"),
-    );
-    let (out, o) = run(
-        dir.path(),
-        "scenario = \"DC\"\n[keyframes]\npolicy = \"fps\"\nfps = 10\n[corpus]\nframes_from = \"segments\"",
-        "annotations = \"captions/val_1.json\"\nmedia = \"videos\"",
-    );
+    let (out, o) = run_dc_segments(&fx, dir.path(), &doc, "v_a", "");
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let frames = mimicit::tables::read_frames(&out.join("DC/frames.parquet")).unwrap();
     let times: Vec<f64> = frames.iter().map(|f| f.time_s.unwrap()).collect();
