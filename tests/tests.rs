@@ -564,6 +564,49 @@ fn frames_samples_folders_of_pictures_like_videos() {
     );
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(stderr(&o).contains("--sequence-fps"), "{}", stderr(&o));
+    let o = mimicit(
+        dir.path(),
+        &["frames", "in", "--out", "bad", "--reducing-gap", "0.5"],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--reducing-gap"), "{}", stderr(&o));
+    // The speed settings give the same frames, in other PNG bytes.
+    let o = mimicit(
+        dir.path(),
+        &[
+            "frames",
+            "in/tvqa",
+            "--out",
+            "fast",
+            "--sequence-fps",
+            "1",
+            "--fps",
+            "1",
+            "--png-compression",
+            "fast",
+            "--reducing-gap",
+            "1",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    let fast = std::fs::read_to_string(dir.path().join("fast/frames.jsonl")).unwrap();
+    assert_eq!(fast.lines().count(), 10, "{fast}");
+    for (a, b) in lines.lines().zip(fast.lines()) {
+        assert_eq!(a, b);
+        let v: serde_json::Value = serde_json::from_str(a).unwrap();
+        let file = v["file"].as_str().unwrap();
+        let (x, y) = (
+            dir.path().join("all").join(file),
+            dir.path().join("fast").join(file),
+        );
+        assert_ne!(
+            std::fs::read(&x).unwrap(),
+            std::fs::read(&y).unwrap(),
+            "{file}"
+        );
+        let (x, y) = (image::open(x).unwrap(), image::open(y).unwrap());
+        assert_eq!(x.to_rgb8().into_raw(), y.to_rgb8().into_raw(), "{file}");
+    }
 }
 
 #[test]

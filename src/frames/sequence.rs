@@ -23,9 +23,13 @@ use super::{prepare, store, Extracted, FramesRequest, Prepared, Written};
 use crate::model::{Reject, RgbFrame};
 use crate::video::{self, Sampling, StreamFacts};
 
-/// Pictures decoded at once per pool thread: enough to keep the threads busy, few enough that a
-/// long sequence of large pictures is never all in memory.
+/// Pictures decoded at once per pool thread for scene cuts, which keep each whole picture until
+/// judged: enough to keep the threads busy, few enough that a long sequence of large pictures is
+/// never all in memory.
 const BATCH_PER_THREAD: usize = 2;
+/// Pictures read and prepared at once per pool thread otherwise: only the small encoded frames
+/// wait in memory, and each hand-over to the pool (a thread wake-up) serves more pictures.
+const PREPARED_PER_THREAD: usize = 16;
 
 pub(super) fn extract(
     req: &FramesRequest,
@@ -100,13 +104,14 @@ impl Run<'_> {
     /// time; an error is a frame that could not be written (the whole sequence is then lost, as
     /// a video would be).
     fn chosen(&mut self, chosen: &[usize]) -> Result<(), String> {
-        for batch in chosen.chunks(self.batch) {
+        let per_batch = PREPARED_PER_THREAD * rayon::current_num_threads();
+        for batch in chosen.chunks(per_batch) {
             let cfg = &self.req.image;
             let pictures = self.pictures;
             let prepared: Vec<(usize, Result<Prepared, String>)> = batch
                 .par_iter()
                 .map(|&p| {
-                    let frame = crate::imaging::decode_file(&pictures[p])
+                    let frame = crate::imaging::decode_file_for(&pictures[p], cfg)
                         .map_err(|e| e.to_string())
                         .and_then(|img| prepare(&img, cfg));
                     (p, frame)

@@ -9,9 +9,10 @@ use fast_image_resize::images::{Image, ImageRef};
 use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
 use image::codecs::jpeg::JpegEncoder;
 use image::codecs::png::{CompressionType, FilterType as PngFilter, PngEncoder};
+use image::metadata::Orientation;
 use image::{ExtendedColorType, ImageDecoder, ImageEncoder, ImageReader, Limits};
 
-use crate::config::{Aspect, ImageConfig, ImageFormat, ResizeFilter};
+use crate::config::{Aspect, ImageConfig, ImageFormat, PngCompression, ResizeFilter};
 use crate::model::RgbFrame;
 
 /// Largest side of an image file accepted by [`decode_file`].
@@ -176,11 +177,82 @@ fn pad_centered(inner: &RgbFrame, w: u32, h: u32) -> RgbFrame {
     RgbFrame::new(w as u32, h as u32, data)
 }
 
+/// Whether `gap` is a valid [`ImageConfig::reducing_gap`]: 0 (off) or a number of at least 1.
+pub fn valid_reducing_gap(gap: f64) -> bool {
+    gap == 0.0 || (gap.is_finite() && gap >= 1.0)
+}
+
+/// The divisor (1, 2, 4 or 8) at which a `src_w` x `src_h` picture (upright) may be decoded
+/// before [`resize`] to `cfg`: the largest one whose picture is still at least
+/// `cfg.reducing_gap` times the resized picture in both directions, under `cfg.aspect`.
+pub fn draft_divisor(src_w: u32, src_h: u32, cfg: &ImageConfig) -> u32 {
+    if cfg.reducing_gap < 1.0 || src_w == 0 || src_h == 0 || cfg.width == 0 || cfg.height == 0 {
+        return 1;
+    }
+    let rx = f64::from(src_w) / f64::from(cfg.width);
+    let ry = f64::from(src_h) / f64::from(cfg.height);
+    // How many times smaller the resized picture is than the source, in its smaller direction.
+    let reduction = match cfg.aspect {
+        Aspect::Squash => rx.min(ry),
+        // Fitted inside: the larger ratio decides the scale, both directions shrink by it.
+        Aspect::Keep | Aspect::Pad => rx.max(ry),
+        // Filled, then cropped: the smaller ratio decides.
+        Aspect::Crop => rx.min(ry),
+    };
+    [8, 4, 2]
+        .into_iter()
+        .find(|&k| reduction / f64::from(k) >= cfg.reducing_gap)
+        .unwrap_or(1)
+}
+
+/// The EXIF orientation of a JPEG, read from its first `Exif` APP1 segment (the markers before
+/// the scan only; nothing is decoded). No segment, or one that cannot be read, is upright.
+fn jpeg_orientation(bytes: &[u8]) -> Orientation {
+    let mut at = 2; // after SOI
+    while at + 4 <= bytes.len() && bytes[at] == 0xFF {
+        let marker = bytes[at + 1];
+        if marker == 0xFF {
+            at += 1; // fill byte
+            continue;
+        }
+        if marker == 0xDA || marker == 0xD9 {
+            break; // start of scan, end of image
+        }
+        let len = usize::from(u16::from_be_bytes([bytes[at + 2], bytes[at + 3]]));
+        let Some(body) = bytes.get(at + 4..at + 2 + len).filter(|_| len >= 2) else {
+            break;
+        };
+        if marker == 0xE1 {
+            if let Some(tiff) = body.strip_prefix(b"Exif\0\0") {
+                return Orientation::from_exif_chunk(tiff).unwrap_or(Orientation::NoTransforms);
+            }
+        }
+        at += 2 + len;
+    }
+    Orientation::NoTransforms
+}
+
+/// Whether `o` swaps width and height.
+fn transposes(o: Orientation) -> bool {
+    matches!(
+        o,
+        Orientation::Rotate90
+            | Orientation::Rotate270
+            | Orientation::Rotate90FlipH
+            | Orientation::Rotate270FlipH
+    )
+}
+
 /// A JPEG decoded by libjpeg-turbo (accurate integer IDCT, fancy upsampling: the decoder and
 /// settings Pillow uses, so the pixels equal those Python tools see), with the EXIF orientation
-/// applied as for other formats. `None` when libjpeg-turbo cannot convert it (CMYK, a damaged
-/// stream): the caller then tries the pure-Rust decoder, which says what is wrong.
-fn decode_jpeg_turbo(bytes: &[u8], path: &Path) -> Result<Option<RgbFrame>, ImagingError> {
+/// applied as for other formats; at 1/`divisor(w, h)` of its size (w, h upright), reduced in the
+/// DCT. `None` when libjpeg-turbo cannot convert it (CMYK, a damaged stream): the caller then
+/// tries the pure-Rust decoder, which says what is wrong.
+fn decode_jpeg_turbo(
+    bytes: &[u8],
+    path: &Path,
+    divisor: impl Fn(u32, u32) -> u32,
+) -> Result<Option<RgbFrame>, ImagingError> {
     let Ok(mut dec) = turbojpeg::Decompressor::new() else {
         return Ok(None);
     };
@@ -199,6 +271,15 @@ fn decode_jpeg_turbo(bytes: &[u8], path: &Path) -> Result<Option<RgbFrame>, Imag
             )),
         });
     }
+    let orientation = jpeg_orientation(bytes);
+    let k = if transposes(orientation) {
+        divisor(h as u32, w as u32)
+    } else {
+        divisor(w as u32, h as u32)
+    } as usize;
+    // libjpeg-turbo scales to the largest factor that fits the size asked for; ceil(x / k) is
+    // exactly its size at 1/k.
+    let (w, h) = (w.div_ceil(k), h.div_ceil(k));
     let mut pixels = vec![0u8; w * h * 3];
     let out = turbojpeg::Image {
         pixels: &mut pixels[..],
@@ -210,11 +291,7 @@ fn decode_jpeg_turbo(bytes: &[u8], path: &Path) -> Result<Option<RgbFrame>, Imag
     if dec.decompress(bytes, out).is_err() {
         return Ok(None);
     }
-    let orientation = image::codecs::jpeg::JpegDecoder::new(Cursor::new(bytes))
-        .ok()
-        .and_then(|mut d| d.orientation().ok())
-        .unwrap_or(image::metadata::Orientation::NoTransforms);
-    if orientation == image::metadata::Orientation::NoTransforms {
+    if orientation == Orientation::NoTransforms {
         return Ok(Some(RgbFrame::new(w as u32, h as u32, pixels)));
     }
     let rgb = image::RgbImage::from_raw(w as u32, h as u32, pixels).expect("sized above");
@@ -269,26 +346,32 @@ pub fn folder_images(dir: &Path) -> crate::error::Result<Vec<(String, PathBuf)>>
 /// `cfg.quality` (1..=100).
 pub fn encode(img: &RgbFrame, cfg: &ImageConfig) -> Result<Vec<u8>, ImagingError> {
     let mut out = Vec::new();
-    let result = match cfg.format {
-        ImageFormat::Png => {
-            PngEncoder::new_with_quality(&mut out, CompressionType::Default, PngFilter::Adaptive)
-                .write_image(&img.data, img.width, img.height, ExtendedColorType::Rgb8)
-        }
-        ImageFormat::Jpeg => {
-            if !(1..=100).contains(&cfg.quality) {
-                return Err(ImagingError::Config(format!(
-                    "JPEG quality must be 1..=100, got {}",
-                    cfg.quality
-                )));
+    let result =
+        match cfg.format {
+            ImageFormat::Png => {
+                let compression = match cfg.png_compression {
+                    PngCompression::Default => CompressionType::Default,
+                    PngCompression::Fast => CompressionType::Fast,
+                    PngCompression::Best => CompressionType::Best,
+                };
+                PngEncoder::new_with_quality(&mut out, compression, PngFilter::Adaptive)
+                    .write_image(&img.data, img.width, img.height, ExtendedColorType::Rgb8)
             }
-            JpegEncoder::new_with_quality(&mut out, cfg.quality).write_image(
-                &img.data,
-                img.width,
-                img.height,
-                ExtendedColorType::Rgb8,
-            )
-        }
-    };
+            ImageFormat::Jpeg => {
+                if !(1..=100).contains(&cfg.quality) {
+                    return Err(ImagingError::Config(format!(
+                        "JPEG quality must be 1..=100, got {}",
+                        cfg.quality
+                    )));
+                }
+                JpegEncoder::new_with_quality(&mut out, cfg.quality).write_image(
+                    &img.data,
+                    img.width,
+                    img.height,
+                    ExtendedColorType::Rgb8,
+                )
+            }
+        };
     result.map_err(|source| ImagingError::Encode {
         width: img.width,
         height: img.height,
@@ -301,15 +384,33 @@ pub fn encode(img: &RgbFrame, cfg: &ImageConfig) -> Result<Vec<u8>, ImagingError
 /// its EXIF orientation. Pictures over [`MAX_SIDE`] on a side, or needing more than
 /// [`MAX_DECODE_BYTES`] to decode, are refused before their pixels are read.
 pub fn decode_file(path: &Path) -> Result<RgbFrame, ImagingError> {
-    let bytes = std::fs::read(path).map_err(|source| ImagingError::Io {
+    decode_bytes(&read(path)?, path)
+}
+
+/// [`decode_file`] for a picture about to be resized to `cfg`: a JPEG is decoded at 1/2, 1/4 or
+/// 1/8 of its size when [`draft_divisor`] allows it (`cfg.reducing_gap`), which costs a fraction
+/// of a full decode and of the resize after it. Other formats are decoded whole.
+pub fn decode_file_for(path: &Path, cfg: &ImageConfig) -> Result<RgbFrame, ImagingError> {
+    decode_with(&read(path)?, path, |w, h| draft_divisor(w, h, cfg))
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, ImagingError> {
+    std::fs::read(path).map_err(|source| ImagingError::Io {
         path: path.to_owned(),
         source,
-    })?;
-    decode_bytes(&bytes, path)
+    })
 }
 
 /// [`decode_file`] for bytes already in memory; `path` only names them in errors.
 pub fn decode_bytes(bytes: &[u8], path: &Path) -> Result<RgbFrame, ImagingError> {
+    decode_with(bytes, path, |_, _| 1)
+}
+
+fn decode_with(
+    bytes: &[u8],
+    path: &Path,
+    divisor: impl Fn(u32, u32) -> u32,
+) -> Result<RgbFrame, ImagingError> {
     if bytes.is_empty() {
         return Err(ImagingError::Empty {
             path: path.to_owned(),
@@ -326,7 +427,7 @@ pub fn decode_bytes(bytes: &[u8], path: &Path) -> Result<RgbFrame, ImagingError>
         },
     };
     if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
-        if let Some(img) = decode_jpeg_turbo(bytes, path)? {
+        if let Some(img) = decode_jpeg_turbo(bytes, path, divisor)? {
             return Ok(img);
         }
     }

@@ -248,3 +248,258 @@ fn real_jpegs_decode() {
     }
     assert!(n > 0);
 }
+
+/// Four solid quadrants: red top-left, green top-right, blue bottom-left, white bottom-right.
+fn quadrants(w: u32, h: u32) -> RgbFrame {
+    let mut data = Vec::with_capacity((w * h * 3) as usize);
+    for y in 0..h {
+        for x in 0..w {
+            data.extend_from_slice(match (x < w / 2, y < h / 2) {
+                (true, true) => &[255, 0, 0],
+                (false, true) => &[0, 255, 0],
+                (true, false) => &[0, 0, 255],
+                (false, false) => &[255, 255, 255],
+            });
+        }
+    }
+    RgbFrame::new(w, h, data)
+}
+
+fn jpeg_bytes(img: &RgbFrame) -> Vec<u8> {
+    let cfg = ImageConfig {
+        format: ImageFormat::Jpeg,
+        quality: 95,
+        ..ImageConfig::default()
+    };
+    encode(img, &cfg).unwrap()
+}
+
+/// `jpeg` with an EXIF APP1 segment holding only `orientation` (1..=8) after its SOI marker;
+/// big-endian TIFF when `motorola`.
+fn with_orientation(jpeg: &[u8], orientation: u16, motorola: bool) -> Vec<u8> {
+    let (u16b, u32b): (fn(u16) -> [u8; 2], fn(u32) -> [u8; 4]) = if motorola {
+        (u16::to_be_bytes, u32::to_be_bytes)
+    } else {
+        (u16::to_le_bytes, u32::to_le_bytes)
+    };
+    let mut tiff = Vec::new();
+    tiff.extend_from_slice(if motorola { b"MM\0*" } else { b"II*\0" });
+    tiff.extend_from_slice(&u32b(8)); // IFD0 right after the header
+    tiff.extend_from_slice(&u16b(1)); // one entry
+    tiff.extend_from_slice(&u16b(0x0112)); // Orientation
+    tiff.extend_from_slice(&u16b(3)); // SHORT
+    tiff.extend_from_slice(&u32b(1));
+    tiff.extend_from_slice(&u16b(orientation));
+    tiff.extend_from_slice(&[0, 0]);
+    tiff.extend_from_slice(&u32b(0)); // no next IFD
+    let mut body = b"Exif\0\0".to_vec();
+    body.extend_from_slice(&tiff);
+    let mut out = jpeg[..2].to_vec();
+    out.extend_from_slice(&[0xFF, 0xE1]);
+    out.extend_from_slice(&((body.len() + 2) as u16).to_be_bytes());
+    out.extend_from_slice(&body);
+    out.extend_from_slice(&jpeg[2..]);
+    out
+}
+
+/// The colour nearest to `px` among the quadrants' four.
+fn quadrant_colour(px: [u8; 3]) -> &'static str {
+    let names = [
+        ([255, 0, 0], "red"),
+        ([0, 255, 0], "green"),
+        ([0, 0, 255], "blue"),
+        ([255, 255, 255], "white"),
+    ];
+    let dist = |c: [u8; 3]| -> i32 {
+        (0..3)
+            .map(|i| (i32::from(c[i]) - i32::from(px[i])).pow(2))
+            .sum()
+    };
+    names.iter().min_by_key(|(c, _)| dist(*c)).unwrap().1
+}
+
+/// The colours at the four corners: top-left, top-right, bottom-left, bottom-right.
+fn corners(img: &RgbFrame) -> [&'static str; 4] {
+    let (w, h) = (img.width, img.height);
+    [(4, 4), (w - 5, 4), (4, h - 5), (w - 5, h - 5)].map(|(x, y)| quadrant_colour(pixel(img, x, y)))
+}
+
+#[test]
+fn exif_orientation_is_applied_to_jpegs() {
+    let jpeg = jpeg_bytes(&quadrants(64, 48));
+    let plain = decode_bytes(&jpeg, Path::new("plain.jpg")).unwrap();
+    assert_eq!((plain.width, plain.height), (64, 48));
+    assert_eq!(corners(&plain), ["red", "green", "blue", "white"]);
+    // (EXIF value, size, corners) for every orientation, little- and big-endian EXIF.
+    let expect: [(u16, (u32, u32), [&str; 4]); 8] = [
+        (1, (64, 48), ["red", "green", "blue", "white"]),
+        (2, (64, 48), ["green", "red", "white", "blue"]),
+        (3, (64, 48), ["white", "blue", "green", "red"]),
+        (4, (64, 48), ["blue", "white", "red", "green"]),
+        (5, (48, 64), ["red", "blue", "green", "white"]),
+        (6, (48, 64), ["blue", "red", "white", "green"]),
+        (7, (48, 64), ["white", "green", "blue", "red"]),
+        (8, (48, 64), ["green", "white", "red", "blue"]),
+    ];
+    for motorola in [false, true] {
+        for (value, size, want) in expect {
+            let bytes = with_orientation(&jpeg, value, motorola);
+            let img = decode_bytes(&bytes, Path::new("o.jpg")).unwrap();
+            assert_eq!((img.width, img.height), size, "orientation {value}");
+            assert_eq!(
+                corners(&img),
+                want,
+                "orientation {value}, big-endian {motorola}"
+            );
+        }
+    }
+    // A damaged EXIF block leaves the picture as stored.
+    let mut broken = with_orientation(&jpeg, 6, false);
+    broken[12] = b'X'; // the TIFF byte-order mark
+    let img = decode_bytes(&broken, Path::new("broken-exif.jpg")).unwrap();
+    assert_eq!((img.width, img.height), (64, 48));
+}
+
+fn gap(w: u32, h: u32, aspect: Aspect, reducing_gap: f64) -> ImageConfig {
+    ImageConfig {
+        reducing_gap,
+        ..cfg(w, h, aspect)
+    }
+}
+
+#[test]
+fn draft_divisor_keeps_the_reducing_gap() {
+    use Aspect::*;
+    // 640x480 to 224x224: 2.86x and 2.14x smaller; half size is 1.43x and 1.07x the target.
+    assert_eq!(draft_divisor(640, 480, &gap(224, 224, Squash, 2.0)), 1);
+    assert_eq!(draft_divisor(640, 480, &gap(224, 224, Squash, 1.0)), 2);
+    assert_eq!(draft_divisor(640, 480, &gap(224, 224, Squash, 0.0)), 1);
+    // ScanNet's 1296x968: half size (648x484) is still more than twice 224.
+    assert_eq!(draft_divisor(1296, 968, &gap(224, 224, Squash, 2.0)), 2);
+    assert_eq!(draft_divisor(1296, 968, &gap(224, 224, Squash, 1.0)), 4);
+    // Very large sources stop at 1/8.
+    assert_eq!(draft_divisor(16000, 16000, &gap(32, 32, Squash, 1.0)), 8);
+    // Fit inside (keep, pad): 1920x480 into 224x224 shrinks 8.57x both ways.
+    assert_eq!(draft_divisor(1920, 480, &gap(224, 224, Keep, 2.0)), 4);
+    assert_eq!(draft_divisor(1920, 480, &gap(224, 224, Pad, 2.0)), 4);
+    // Fill then crop: the short side decides (480 / 224 = 2.14x).
+    assert_eq!(draft_divisor(1920, 480, &gap(224, 224, Crop, 1.0)), 2);
+    assert_eq!(draft_divisor(1920, 480, &gap(224, 224, Crop, 2.0)), 1);
+    // Squash to a wide target: the direction shrinking least decides.
+    assert_eq!(draft_divisor(1920, 480, &gap(224, 224, Squash, 2.0)), 1);
+    // Upscaling never drafts.
+    assert_eq!(draft_divisor(100, 100, &gap(224, 224, Squash, 1.0)), 1);
+    assert!(valid_reducing_gap(0.0) && valid_reducing_gap(1.0) && valid_reducing_gap(3.5));
+    assert!(!valid_reducing_gap(0.5) && !valid_reducing_gap(f64::NAN) && !valid_reducing_gap(-1.0));
+    assert!(!valid_reducing_gap(f64::INFINITY));
+}
+
+fn psnr(a: &RgbFrame, b: &RgbFrame) -> f64 {
+    assert_eq!((a.width, a.height), (b.width, b.height));
+    let se: f64 = a
+        .data
+        .iter()
+        .zip(&b.data)
+        .map(|(&x, &y)| (f64::from(x) - f64::from(y)).powi(2))
+        .sum();
+    let mse = se / a.data.len() as f64;
+    if mse == 0.0 {
+        f64::INFINITY
+    } else {
+        10.0 * (255.0 * 255.0 / mse).log10()
+    }
+}
+
+#[test]
+fn jpegs_are_decoded_reduced_when_the_gap_allows() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.jpg");
+    std::fs::write(&path, jpeg_bytes(&gradient(1280, 960))).unwrap();
+    let full = decode_file(&path).unwrap();
+    assert_eq!((full.width, full.height), (1280, 960));
+    let at = |g: f64| decode_file_for(&path, &gap(224, 224, Aspect::Squash, g)).unwrap();
+    assert_eq!((at(0.0).width, at(0.0).height), (1280, 960));
+    assert_eq!((at(2.0).width, at(2.0).height), (640, 480));
+    assert_eq!((at(1.0).width, at(1.0).height), (320, 240));
+    // Odd sizes round up, as libjpeg-turbo scales them.
+    let odd = dir.path().join("odd.jpg");
+    std::fs::write(&odd, jpeg_bytes(&gradient(1001, 757))).unwrap();
+    let img = decode_file_for(&odd, &gap(100, 100, Aspect::Squash, 1.0)).unwrap();
+    assert_eq!((img.width, img.height), (251, 190));
+    // The upright size decides: stored 960x1280 turned to 1280x960 by EXIF orientation 6,
+    // for a 448x224 target: 1280 / 448 = 2.86, 960 / 224 = 4.29, so half size at gap 1.
+    let turned = dir.path().join("turned.jpg");
+    let stored = jpeg_bytes(&gradient(960, 1280));
+    std::fs::write(&turned, with_orientation(&stored, 6, false)).unwrap();
+    let img = decode_file_for(&turned, &gap(448, 224, Aspect::Squash, 1.0)).unwrap();
+    assert_eq!((img.width, img.height), (640, 480));
+    // PNG is never reduced.
+    let png = dir.path().join("big.png");
+    std::fs::write(
+        &png,
+        encode(&gradient(1280, 960), &ImageConfig::default()).unwrap(),
+    )
+    .unwrap();
+    let img = decode_file_for(&png, &gap(224, 224, Aspect::Squash, 1.0)).unwrap();
+    assert_eq!((img.width, img.height), (1280, 960));
+}
+
+#[test]
+fn reduced_decoding_stays_close_to_a_full_decode() {
+    // Real photographs where they are present (ScanNet's 1296x968 colour frames) and a
+    // generated picture.
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/scannet");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir.join("scene0000_00/color"))
+        .map(|d| d.map(|e| e.unwrap().path()).collect())
+        .unwrap_or_default();
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("gradient.jpg");
+    std::fs::write(&path, jpeg_bytes(&gradient(1296, 968))).unwrap();
+    files.push(path);
+    for path in files {
+        let full = resize(&decode_file(&path).unwrap(), &ImageConfig::default()).unwrap();
+        let cfg = ImageConfig::default();
+        assert_eq!(cfg.reducing_gap, 2.0);
+        let drafted = decode_file_for(&path, &cfg).unwrap();
+        assert!(
+            drafted.width < 1296 / 2 + 1,
+            "{}: not reduced",
+            path.display()
+        );
+        let reduced = resize(&drafted, &cfg).unwrap();
+        let db = psnr(&full, &reduced);
+        assert!(
+            db > 45.0,
+            "{}: {db:.1} dB against a full decode",
+            path.display()
+        );
+    }
+}
+
+#[test]
+fn png_compression_changes_bytes_not_pixels() {
+    let img = gradient(224, 224);
+    let bytes = |c: PngCompression| {
+        let cfg = ImageConfig {
+            png_compression: c,
+            ..ImageConfig::default()
+        };
+        encode(&img, &cfg).unwrap()
+    };
+    let (default, fast, best) = (
+        bytes(PngCompression::Default),
+        bytes(PngCompression::Fast),
+        bytes(PngCompression::Best),
+    );
+    assert_ne!(default, fast);
+    for b in [&default, &fast, &best] {
+        let back = decode_bytes(b, Path::new("f.png")).unwrap();
+        assert_eq!(back.data, img.data);
+    }
+    assert_eq!(
+        fast,
+        bytes(PngCompression::Fast),
+        "fast compression is deterministic"
+    );
+    assert!(best.len() <= default.len());
+}

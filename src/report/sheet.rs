@@ -49,7 +49,7 @@ pub fn thumbnail(frame: &RgbFrame) -> Result<RgbFrame> {
         aspect: Aspect::Pad,
         filter: ResizeFilter::Bilinear,
         format: ImageFormat::Png,
-        quality: 95,
+        ..ImageConfig::default()
     };
     crate::imaging::resize(frame, &cfg).map_err(|e| crate::Error::Invalid(e.to_string()))
 }

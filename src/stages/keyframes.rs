@@ -233,8 +233,8 @@ fn process(ctx: &StageContext, unit: &Unit) -> std::result::Result<Vec<FrameReco
         UnitMedia::Images { items } => {
             for item in items.iter().take(if max > 0 { max } else { usize::MAX }) {
                 let full = scenario.root.join(&item.path);
-                let img =
-                    imaging::decode_file(&full).map_err(|e| ItemError::Item(e.to_string()))?;
+                let img = imaging::decode_file_for(&full, &scenario.config.image)
+                    .map_err(|e| ItemError::Item(e.to_string()))?;
                 let (file, bytes, pixel_hash, w, h) = store(ctx, &img, &scenario.config.image)?;
                 frames.push(FrameRecord {
                     image_id: format!("{code}_IMG_{}", item.key),
