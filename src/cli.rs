@@ -239,9 +239,9 @@ pub struct FramesArgs {
     /// photographs about a tenth larger) or best (zlib level 9).
     #[arg(long, value_enum, default_value = "default")]
     pub png_compression: crate::config::PngCompression,
-    /// Decode a JPEG picture at 1/2, 1/4 or 1/8 of its size when that is still at least X times
-    /// the output size in both directions (libjpeg-turbo scales in the DCT: much less work); 0
-    /// always decodes at full size.
+    /// Decode a JPEG picture, or convert a video frame, at 1/2, 1/4 or 1/8 of its size when that
+    /// is still at least X times the output size in both directions (much less work: 1080p video
+    /// to 224x224 is converted at 960x540); 0 always works at full size.
     #[arg(long, default_value_t = 2.0, value_name = "X")]
     pub reducing_gap: f64,
     /// Also write DIR/contact_sheets/{video}.png: the frames of each video in a grid, timed.

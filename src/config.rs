@@ -285,11 +285,12 @@ pub struct ImageConfig {
     #[serde(default)]
     pub png_compression: PngCompression,
     /// A JPEG source is decoded at 1/2, 1/4 or 1/8 of its size (by libjpeg-turbo, in the DCT:
-    /// Pillow's `draft`) when the reduced picture is still at least this many times the size it
-    /// is resized to, in both directions (the largest such reduction is taken). 0 always decodes
-    /// at full size. At 2 the frames differ from those of a full decode by far less than a grey
-    /// level (PSNR above 50 dB on the ScanNet fixtures); at 1, by about what separates Lanczos
-    /// from bicubic resizing (37-45 dB).
+    /// Pillow's `draft`), and a video frame converted to RGB at that size (swscale, area
+    /// averaging), when the reduced picture is still at least this many times the size it is
+    /// resized to, in both directions (the largest such reduction is taken). 0 always works at
+    /// full size. At 2 the frames differ from full-size ones by far less than a grey level (PSNR
+    /// above 50 dB on the ScanNet fixtures and on 1080p film); at 1, by about what separates
+    /// Lanczos from bicubic resizing (35-45 dB).
     #[serde(default = "reducing_gap")]
     pub reducing_gap: f64,
 }

@@ -314,7 +314,7 @@ fn extract_video(
             }
         }
     };
-    let info = video::sample(path, &req.sampling, None, &mut on_frame)
+    let info = video::sample(path, &req.sampling, None, Some(&req.image), &mut on_frame)
         .map_err(|e| reject(e.to_string()))?;
     if let Some(e) = failure {
         return Err(reject(e));

@@ -437,7 +437,7 @@ fn testvideo_at_2fps_keeps_a_frame_of_every_shot() {
     let image = crate::config::ImageConfig::default();
     let mut frames = Vec::new();
     let mut shot_of = HashMap::new();
-    sample(&video, &Sampling::Fps(2.0), None, &mut |f| {
+    sample(&video, &Sampling::Fps(2.0), None, None, &mut |f| {
         let id = format!("f{:04}", frames.len());
         // Shot = number of cuts at or before the frame (the cut frame starts a shot). The frame's
         // index in the file comes from its time (29.97 fps, first pts 0): `frame_number` counts

@@ -196,7 +196,8 @@ fn process(ctx: &StageContext, unit: &Unit) -> std::result::Result<Vec<FrameReco
                         ControlFlow::Continue(())
                     }
                 };
-                let info = video::sample(&full, &sampling, span, &mut on_frame)
+                let image = Some(&scenario.config.image);
+                let info = video::sample(&full, &sampling, span, image, &mut on_frame)
                     .map_err(|e| ItemError::Item(e.to_string()))?;
                 if let Some(e) = failure {
                     return Err(e);

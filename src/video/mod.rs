@@ -3,8 +3,9 @@
 //!
 //! [`sample`] opens a file, decodes its best video stream in presentation order, keeps the frames
 //! a [`Sampling`] asks for (optionally within a segment), converts only those to packed RGB24
-//! with the display rotation applied, and hands them one by one to a callback: frames are never
-//! all held in memory.
+//! (reduced to 1/2, 1/4 or 1/8 when they are about to be resized much smaller) with the display
+//! rotation applied, and hands them one by one to a callback: frames are never all held in
+//! memory.
 //!
 //! Times are seconds on the media timeline: a frame's timestamp times its stream's time base, not
 //! shifted by the stream's start time (a file whose first frame is at 1.075 s gives 1.075).
@@ -25,7 +26,7 @@ use ffmpeg::software::scaling;
 use ffmpeg::util::frame::video::Video as AvFrame;
 use ffmpeg_next as ffmpeg;
 
-use crate::config::{KeyframesConfig, SamplingPolicy};
+use crate::config::{ImageConfig, KeyframesConfig, SamplingPolicy};
 use crate::model::RgbFrame;
 pub(crate) use sampling::{pick, Selector, StreamFacts};
 use scenes::Signature;
@@ -319,13 +320,19 @@ pub struct VideoInfo {
 ///
 /// Decoder errors on single packets are counted in [`VideoInfo::decode_errors`] and decoding
 /// goes on; a file from which not one frame can be decoded is an error.
+///
+/// With `resize_for`, the frames are about to be resized to that [`ImageConfig`]: each one is
+/// converted to RGB at 1/2, 1/4 or 1/8 of its size (swscale averages the pixels) when
+/// [`crate::imaging::draft_divisor`] allows it, which costs a fraction of a full-size conversion
+/// and of the resize after it. Without, frames keep their full size.
 pub fn sample(
     path: &Path,
     sampling: &Sampling,
     segment: Option<(f64, f64)>,
+    resize_for: Option<&ImageConfig>,
     on_frame: &mut dyn FnMut(SampledFrame) -> ControlFlow<()>,
 ) -> Result<VideoInfo, VideoError> {
-    sample_with(path, sampling, segment, true, on_frame)
+    sample_with(path, sampling, segment, true, resize_for, on_frame)
 }
 
 /// [`sample`], with decoding less (seeking ahead, discarding non-reference frames no wanted time
@@ -336,6 +343,7 @@ pub(crate) fn sample_with(
     sampling: &Sampling,
     segment: Option<(f64, f64)>,
     decode_less: bool,
+    resize_for: Option<&ImageConfig>,
     on_frame: &mut dyn FnMut(SampledFrame) -> ControlFlow<()>,
 ) -> Result<VideoInfo, VideoError> {
     init();
@@ -377,6 +385,7 @@ pub(crate) fn sample_with(
         seeked_for: None,
         last_offered: None,
         decoder: opened.decoder,
+        resize_for,
         scaler: None,
         thumb_scaler: None,
         held: None,
@@ -664,6 +673,8 @@ struct Run<'a> {
     /// decoded again and dropped.
     last_offered: Option<f64>,
     decoder: ffmpeg::decoder::Video,
+    /// What kept frames will be resized to: they are converted reduced when it allows.
+    resize_for: Option<&'a ImageConfig>,
     /// Rebuilt when the frame format or size changes mid-stream.
     scaler: Option<scaling::Context>,
     /// To the scene-cut thumbnail; rebuilt like `scaler`.
@@ -929,7 +940,7 @@ impl Run<'_> {
     }
 
     /// Converts a decoded frame of any pixel format to packed RGB24, honouring its colour matrix
-    /// and range.
+    /// and range; reduced by the divisor `resize_for` allows (upright size decides).
     fn convert_to_rgb(&mut self, frame: &AvFrame) -> Result<RgbFrame, VideoError> {
         let (format, w, h) = (frame.format(), frame.width(), frame.height());
         if u64::from(w) * u64::from(h) > MAX_PIXELS {
@@ -939,12 +950,27 @@ impl Run<'_> {
                 height: h,
             });
         }
+        let k = self.resize_for.map_or(1, |cfg| {
+            if self.rotation % 180 == 0 {
+                crate::imaging::draft_divisor(w, h, cfg)
+            } else {
+                crate::imaging::draft_divisor(h, w, cfg)
+            }
+        });
+        let (w, h) = (w.div_ceil(k), h.div_ceil(k));
+        // Full size: bicubic chroma upsampling. Reduced: area averaging (an exact box filter at
+        // these whole ratios); both with full-resolution chroma and accurate rounding.
+        let filter = if k == 1 {
+            scaling::Flags::BICUBIC
+        } else {
+            scaling::Flags::AREA
+        };
         let convert_error = convert_error(self.path, format);
         let scaler = cached_scaler(
             &mut self.scaler,
             frame,
             (Pixel::RGB24, w, h),
-            scaling::Flags::BICUBIC | scaling::Flags::ACCURATE_RND | scaling::Flags::FULL_CHR_H_INT,
+            filter | scaling::Flags::ACCURATE_RND | scaling::Flags::FULL_CHR_H_INT,
         )
         .map_err(&convert_error)?;
         let mut rgb = AvFrame::empty();
@@ -1028,8 +1054,9 @@ fn cached_scaler<'a>(
 ) -> Result<&'a mut scaling::Context, ffmpeg::Error> {
     let (format, w, h) = (frame.format(), frame.width(), frame.height());
     let stale = slot.as_ref().is_none_or(|s| {
-        let i = s.input();
+        let (i, o) = (s.input(), s.output());
         (i.format, i.width, i.height) != (format, w, h)
+            || (o.format, o.width, o.height) != (out_format, out_w, out_h)
     });
     if stale {
         let mut scaler = scaling::Context::get(format, w, h, out_format, out_w, out_h, flags)?;

@@ -37,7 +37,7 @@ fn collect(
     segment: Option<(f64, f64)>,
 ) -> (Vec<SampledFrame>, VideoInfo) {
     let mut frames = Vec::new();
-    let info = sample(path, &sampling, segment, &mut |f| {
+    let info = sample(path, &sampling, segment, None, &mut |f| {
         frames.push(f);
         ControlFlow::Continue(())
     })
@@ -166,7 +166,7 @@ fn callback_can_stop_early() {
         return;
     };
     let mut seen = 0;
-    let info = sample(&path, &Sampling::All, None, &mut |_| {
+    let info = sample(&path, &Sampling::All, None, None, &mut |_| {
         seen += 1;
         if seen == 3 {
             ControlFlow::Break(())
@@ -314,7 +314,7 @@ fn not_a_video_names_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("x.mp4");
     std::fs::write(&path, "this is not a video\n").unwrap();
-    let err = sample(&path, &Sampling::All, None, &mut |_| {
+    let err = sample(&path, &Sampling::All, None, None, &mut |_| {
         ControlFlow::Continue(())
     })
     .unwrap_err();
@@ -540,7 +540,7 @@ fn scene_cuts_on_a_generated_clip_find_the_joins() {
 /// Times and pixel hashes of what a sampling keeps, with or without decoding less.
 fn kept(path: &Path, sampling: &Sampling, decode_less: bool) -> (Vec<(f64, String)>, u64) {
     let mut out = Vec::new();
-    let info = sample_with(path, sampling, None, decode_less, &mut |f| {
+    let info = sample_with(path, sampling, None, decode_less, None, &mut |f| {
         out.push((f.time_s, blake3::hash(&f.image.data).to_hex().to_string()));
         ControlFlow::Continue(())
     })
@@ -590,5 +590,99 @@ fn decoding_less_keeps_exactly_the_same_frames() {
             n_less * 2 < n_full,
             "{n_full} -> {n_less}: seeking did not save decoding"
         );
+    }
+}
+
+fn frames_for(path: &Path, sampling: Sampling, cfg: Option<&ImageConfig>) -> Vec<SampledFrame> {
+    let mut frames = Vec::new();
+    sample(path, &sampling, None, cfg, &mut |f| {
+        frames.push(f);
+        ControlFlow::Continue(())
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    frames
+}
+
+fn psnr(a: &RgbFrame, b: &RgbFrame) -> f64 {
+    assert_eq!((a.width, a.height), (b.width, b.height));
+    let se: f64 = a
+        .data
+        .iter()
+        .zip(&b.data)
+        .map(|(&x, &y)| (f64::from(x) - f64::from(y)).powi(2))
+        .sum();
+    10.0 * (255.0f64.powi(2) / (se / a.data.len() as f64).max(1e-12)).log10()
+}
+
+#[test]
+fn frames_for_a_small_output_are_converted_reduced() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(path) = generate(
+        dir.path(),
+        "testsrc.mp4",
+        "testsrc2=s=640x480:r=10:d=1",
+        &["-pix_fmt", "yuv420p"],
+    ) else {
+        return;
+    };
+    let out = |w: u32, h: u32, reducing_gap: f64| ImageConfig {
+        width: w,
+        height: h,
+        reducing_gap,
+        ..ImageConfig::default()
+    };
+    let sampling = Sampling::Uniform(3);
+    let full = frames_for(&path, sampling.clone(), None);
+    // 640x480 to 80x60 is 8x smaller: at gap 2 converted at 1/4, at gap 1 at 1/8.
+    for (cfg, size) in [
+        (out(80, 60, 2.0), (160, 120)),
+        (out(80, 60, 1.0), (80, 60)),
+        (out(80, 60, 0.0), (640, 480)),
+        (out(224, 224, 2.0), (640, 480)),
+    ] {
+        let got = frames_for(&path, sampling.clone(), Some(&cfg));
+        assert_eq!(got.len(), full.len());
+        for (g, f) in got.iter().zip(&full) {
+            assert_eq!(g.time_s, f.time_s);
+            assert_eq!(
+                (g.image.width, g.image.height),
+                size,
+                "gap {}",
+                cfg.reducing_gap
+            );
+            if size == (640, 480) {
+                assert_eq!(
+                    g.image, f.image,
+                    "not reduced, so converted as without a target"
+                );
+                continue;
+            }
+            // Resized, the reduced frame is close to the full one resized (this sharp synthetic
+            // picture is a hard case: 44-45 dB at gap 2, 35-36 dB at gap 1).
+            let a = crate::imaging::resize(&f.image, &cfg).unwrap();
+            let b = crate::imaging::resize(&g.image, &cfg).unwrap();
+            let db = psnr(&a, &b);
+            let floor = if cfg.reducing_gap >= 2.0 { 42.0 } else { 32.0 };
+            assert!(db > floor, "gap {}: {db:.1} dB", cfg.reducing_gap);
+        }
+    }
+}
+
+#[test]
+fn reduced_conversion_follows_the_upright_size() {
+    let Some(p90) = fixture("video_90.mov") else {
+        return;
+    };
+    // Stored 568x320, shown 320x568; to 80x80 the upright picture shrinks 4x and 7.1x: half
+    // size keeps the gap of 2, quarter size would not.
+    let cfg = ImageConfig {
+        width: 80,
+        height: 80,
+        ..ImageConfig::default()
+    };
+    let frames = frames_for(&p90, Sampling::All, Some(&cfg));
+    assert!(!frames.is_empty());
+    for f in &frames {
+        assert_eq!((f.image.width, f.image.height), (160, 284));
     }
 }
