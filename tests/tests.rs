@@ -2,6 +2,8 @@
 
 mod bad_inputs;
 mod corpora;
+// CLIP features need libtorch: without the `torch` feature these tests would not compile.
+#[cfg(feature = "torch")]
 mod features;
 mod pack;
 mod report;

@@ -277,10 +277,19 @@ fn jpeg_bytes(img: &RgbFrame) -> Vec<u8> {
 /// `jpeg` with an EXIF APP1 segment holding only `orientation` (1..=8) after its SOI marker;
 /// big-endian TIFF when `motorola`.
 fn with_orientation(jpeg: &[u8], orientation: u16, motorola: bool) -> Vec<u8> {
-    let (u16b, u32b): (fn(u16) -> [u8; 2], fn(u32) -> [u8; 4]) = if motorola {
-        (u16::to_be_bytes, u32::to_be_bytes)
-    } else {
-        (u16::to_le_bytes, u32::to_le_bytes)
+    let u16b = |v: u16| {
+        if motorola {
+            v.to_be_bytes()
+        } else {
+            v.to_le_bytes()
+        }
+    };
+    let u32b = |v: u32| {
+        if motorola {
+            v.to_be_bytes()
+        } else {
+            v.to_le_bytes()
+        }
     };
     let mut tiff = Vec::new();
     tiff.extend_from_slice(if motorola { b"MM\0*" } else { b"II*\0" });
