@@ -38,3 +38,21 @@ pub fn test_clip(out: &Path, seconds: u32) {
     let src = format!("testsrc=duration={seconds}:size=64x48:rate=30");
     lavfi(out, &src, &["-pix_fmt", "yuv420p"]).expect("run ffmpeg (installed by scripts/setup.sh)");
 }
+
+/// Peak signal-to-noise ratio of `b` against `a` in dB (infinite when equal); they must have the
+/// same size.
+pub fn psnr(a: &crate::model::RgbFrame, b: &crate::model::RgbFrame) -> f64 {
+    assert_eq!((a.width, a.height), (b.width, b.height));
+    let se: f64 = a
+        .data
+        .iter()
+        .zip(&b.data)
+        .map(|(&x, &y)| (f64::from(x) - f64::from(y)).powi(2))
+        .sum();
+    let mse = se / a.data.len() as f64;
+    if mse == 0.0 {
+        f64::INFINITY
+    } else {
+        10.0 * (255.0 * 255.0 / mse).log10()
+    }
+}

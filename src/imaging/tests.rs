@@ -379,44 +379,35 @@ fn gap(w: u32, h: u32, aspect: Aspect, reducing_gap: f64) -> ImageConfig {
 #[test]
 fn draft_divisor_keeps_the_reducing_gap() {
     use Aspect::*;
-    // 640x480 to 224x224: 2.86x and 2.14x smaller; half size is 1.43x and 1.07x the target.
-    assert_eq!(draft_divisor(640, 480, &gap(224, 224, Squash, 2.0)), 1);
-    assert_eq!(draft_divisor(640, 480, &gap(224, 224, Squash, 1.0)), 2);
-    assert_eq!(draft_divisor(640, 480, &gap(224, 224, Squash, 0.0)), 1);
-    // ScanNet's 1296x968: half size (648x484) is still more than twice 224.
-    assert_eq!(draft_divisor(1296, 968, &gap(224, 224, Squash, 2.0)), 2);
-    assert_eq!(draft_divisor(1296, 968, &gap(224, 224, Squash, 1.0)), 4);
-    // Very large sources stop at 1/8.
-    assert_eq!(draft_divisor(16000, 16000, &gap(32, 32, Squash, 1.0)), 8);
-    // Fit inside (keep, pad): 1920x480 into 224x224 shrinks 8.57x both ways.
-    assert_eq!(draft_divisor(1920, 480, &gap(224, 224, Keep, 2.0)), 4);
-    assert_eq!(draft_divisor(1920, 480, &gap(224, 224, Pad, 2.0)), 4);
-    // Fill then crop: the short side decides (480 / 224 = 2.14x).
-    assert_eq!(draft_divisor(1920, 480, &gap(224, 224, Crop, 1.0)), 2);
-    assert_eq!(draft_divisor(1920, 480, &gap(224, 224, Crop, 2.0)), 1);
-    // Squash to a wide target: the direction shrinking least decides.
-    assert_eq!(draft_divisor(1920, 480, &gap(224, 224, Squash, 2.0)), 1);
-    // Upscaling never drafts.
-    assert_eq!(draft_divisor(100, 100, &gap(224, 224, Squash, 1.0)), 1);
+    // (source, target, aspect, gap, divisor)
+    let cases = [
+        // 640x480 to 224x224: 2.86x and 2.14x smaller; half size is 1.43x and 1.07x the target.
+        ((640, 480), (224, 224), Squash, 2.0, 1),
+        ((640, 480), (224, 224), Squash, 1.0, 2),
+        ((640, 480), (224, 224), Squash, 0.0, 1),
+        // ScanNet's 1296x968: half size (648x484) is still more than twice 224.
+        ((1296, 968), (224, 224), Squash, 2.0, 2),
+        ((1296, 968), (224, 224), Squash, 1.0, 4),
+        // Very large sources stop at 1/8.
+        ((16000, 16000), (32, 32), Squash, 1.0, 8),
+        // Fit inside (keep, pad): 1920x480 into 224x224 shrinks 8.57x both ways.
+        ((1920, 480), (224, 224), Keep, 2.0, 4),
+        ((1920, 480), (224, 224), Pad, 2.0, 4),
+        // Fill then crop: the short side decides (480 / 224 = 2.14x).
+        ((1920, 480), (224, 224), Crop, 1.0, 2),
+        ((1920, 480), (224, 224), Crop, 2.0, 1),
+        // Squash: the direction shrinking least decides.
+        ((1920, 480), (224, 224), Squash, 2.0, 1),
+        // Upscaling never reduces.
+        ((100, 100), (224, 224), Squash, 1.0, 1),
+    ];
+    for ((sw, sh), (w, h), aspect, g, want) in cases {
+        let got = draft_divisor(sw, sh, &gap(w, h, aspect, g));
+        assert_eq!(got, want, "{sw}x{sh} to {w}x{h} {aspect:?} at gap {g}");
+    }
     assert!(valid_reducing_gap(0.0) && valid_reducing_gap(1.0) && valid_reducing_gap(3.5));
     assert!(!valid_reducing_gap(0.5) && !valid_reducing_gap(f64::NAN) && !valid_reducing_gap(-1.0));
     assert!(!valid_reducing_gap(f64::INFINITY));
-}
-
-fn psnr(a: &RgbFrame, b: &RgbFrame) -> f64 {
-    assert_eq!((a.width, a.height), (b.width, b.height));
-    let se: f64 = a
-        .data
-        .iter()
-        .zip(&b.data)
-        .map(|(&x, &y)| (f64::from(x) - f64::from(y)).powi(2))
-        .sum();
-    let mse = se / a.data.len() as f64;
-    if mse == 0.0 {
-        f64::INFINITY
-    } else {
-        10.0 * (255.0 * 255.0 / mse).log10()
-    }
 }
 
 #[test]
@@ -476,7 +467,7 @@ fn reduced_decoding_stays_close_to_a_full_decode() {
             path.display()
         );
         let reduced = resize(&drafted, &cfg).unwrap();
-        let db = psnr(&full, &reduced);
+        let db = crate::testkit::psnr(&full, &reduced);
         assert!(
             db > 45.0,
             "{}: {db:.1} dB against a full decode",

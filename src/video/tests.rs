@@ -603,17 +603,6 @@ fn frames_for(path: &Path, sampling: Sampling, cfg: Option<&ImageConfig>) -> Vec
     frames
 }
 
-fn psnr(a: &RgbFrame, b: &RgbFrame) -> f64 {
-    assert_eq!((a.width, a.height), (b.width, b.height));
-    let se: f64 = a
-        .data
-        .iter()
-        .zip(&b.data)
-        .map(|(&x, &y)| (f64::from(x) - f64::from(y)).powi(2))
-        .sum();
-    10.0 * (255.0f64.powi(2) / (se / a.data.len() as f64).max(1e-12)).log10()
-}
-
 #[test]
 fn frames_for_a_small_output_are_converted_reduced() {
     let dir = tempfile::tempdir().unwrap();
@@ -661,7 +650,7 @@ fn frames_for_a_small_output_are_converted_reduced() {
             // picture is a hard case: 44-45 dB at gap 2, 35-36 dB at gap 1).
             let a = crate::imaging::resize(&f.image, &cfg).unwrap();
             let b = crate::imaging::resize(&g.image, &cfg).unwrap();
-            let db = psnr(&a, &b);
+            let db = crate::testkit::psnr(&a, &b);
             let floor = if cfg.reducing_gap >= 2.0 { 42.0 } else { 32.0 };
             assert!(db > floor, "gap {}: {db:.1} dB", cfg.reducing_gap);
         }
