@@ -416,12 +416,20 @@ fn high_bit_depth_and_444_convert_right() {
         };
         let (frames, _) = collect(&path, Sampling::All, None);
         assert_eq!(frames.len(), 2, "{name}");
-        let img = &frames[0].image;
-        assert_eq!(img.data.len(), 64 * 48 * 3);
-        let mid = (24 * 64 + 32) * 3;
-        let px = &img.data[mid..mid + 3];
-        for (got, want) in px.iter().zip([0xC8u8, 0x1E, 0x3C]) {
-            assert!(got.abs_diff(want) <= 4, "{name}: got {px:?}");
+        // Full size, and reduced to half for an 8x8 output (the same colour handling).
+        let small = ImageConfig {
+            width: 8,
+            height: 8,
+            ..ImageConfig::default()
+        };
+        let reduced = frames_for(&path, Sampling::All, Some(&small));
+        for (img, (w, h)) in [(&frames[0].image, (64, 48)), (&reduced[0].image, (32, 24))] {
+            assert_eq!((img.width, img.height), (w, h), "{name}");
+            let mid = ((h / 2 * w + w / 2) * 3) as usize;
+            let px = &img.data[mid..mid + 3];
+            for (got, want) in px.iter().zip([0xC8u8, 0x1E, 0x3C]) {
+                assert!(got.abs_diff(want) <= 4, "{name} {w}x{h}: got {px:?}");
+            }
         }
     }
 }
