@@ -229,6 +229,9 @@ pub struct FramesArgs {
     pub width: u32,
     #[arg(long, default_value_t = 224)]
     pub height: u32,
+    /// Output size in one flag: N (N x N) or WxH, instead of --width and --height.
+    #[arg(long, value_name = "N|WxH", value_parser = parse_size, conflicts_with_all = ["width", "height"])]
+    pub size: Option<(u32, u32)>,
     #[arg(long, value_enum, default_value = "squash")]
     pub aspect: crate::config::Aspect,
     #[arg(long, value_enum, default_value = "png")]
@@ -499,9 +502,10 @@ fn frames(a: &FramesArgs) -> Result<i32> {
             "--sequence-fps takes a number above 0".into(),
         ));
     }
-    if a.width == 0 || a.height == 0 || !(1..=100).contains(&a.quality) {
+    let (width, height) = a.size.unwrap_or((a.width, a.height));
+    if width == 0 || height == 0 || !(1..=100).contains(&a.quality) {
         return Err(Error::Invalid(
-            "--width and --height must be at least 1, --quality between 1 and 100".into(),
+            "--width, --height and --size must be at least 1, --quality between 1 and 100".into(),
         ));
     }
     if !crate::imaging::valid_reducing_gap(a.reducing_gap) {
@@ -510,8 +514,8 @@ fn frames(a: &FramesArgs) -> Result<i32> {
         ));
     }
     let image = crate::config::ImageConfig {
-        width: a.width,
-        height: a.height,
+        width,
+        height,
         aspect: a.aspect,
         format: a.format,
         quality: a.quality,
@@ -786,5 +790,21 @@ pub fn exit_code(err: &Error) -> i32 {
     match err {
         Error::NotBuilt { .. } => EXIT_USAGE,
         _ => EXIT_ERROR,
+    }
+}
+
+/// `--size`: `N` for N x N, or `WxH`.
+fn parse_size(s: &str) -> std::result::Result<(u32, u32), String> {
+    let number = |t: &str| {
+        t.trim()
+            .parse::<u32>()
+            .map_err(|_| format!("{s:?} is not N or WxH (for example 224 or 448x224)"))
+    };
+    match s.split_once(['x', 'X']) {
+        Some((w, h)) => Ok((number(w)?, number(h)?)),
+        None => {
+            let n = number(s)?;
+            Ok((n, n))
+        }
     }
 }

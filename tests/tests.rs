@@ -749,3 +749,45 @@ fn dedup_folder_takes_dedup_settings() {
         assert!(stderr(&o).contains("--set"), "{bad}: {}", stderr(&o));
     }
 }
+
+#[test]
+fn frames_size_flag_sets_both_sides() {
+    let dir = tempfile::tempdir().unwrap();
+    let seq = dir.path().join("in/seq");
+    std::fs::create_dir_all(&seq).unwrap();
+    for i in 0..3u8 {
+        image::RgbImage::from_fn(80, 60, |x, y| image::Rgb([i * 60, x as u8, y as u8]))
+            .save(seq.join(format!("{i}.jpg")))
+            .unwrap();
+    }
+    for (size, want) in [("32x24", (32, 24)), ("16", (16, 16)), ("40X20", (40, 20))] {
+        let out = format!("out_{size}");
+        let o = mimicit(
+            dir.path(),
+            &["frames", "in", "--out", &out, "--fps", "3", "--size", size],
+        );
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let lines = std::fs::read_to_string(dir.path().join(&out).join("frames.jsonl")).unwrap();
+        assert_eq!(lines.lines().count(), 3, "{lines}");
+        for line in lines.lines() {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            let img = image::open(dir.path().join(&out).join(v["file"].as_str().unwrap())).unwrap();
+            assert_eq!((img.width(), img.height()), want, "--size {size}");
+        }
+    }
+    for bad in [
+        &["--size", "0"][..],
+        &["--size", "3y4"],
+        &["--size", "8", "--width", "9"],
+    ] {
+        let mut args = vec!["frames", "in", "--out", "bad"];
+        args.extend_from_slice(bad);
+        let o = mimicit(dir.path(), &args);
+        assert_ne!(o.status.code(), Some(0), "{bad:?}");
+        let err = stderr(&o);
+        assert!(
+            err.contains("--size") || err.contains("size"),
+            "{bad:?}: {err}"
+        );
+    }
+}
