@@ -25,7 +25,8 @@ demo: build
 	  echo "demo: outputs in $(OUT) (manifest: $(OUT)/manifest.json, report: $(OUT)/report/index.html)"
 
 test: setup
-	@$(ENV) && cargo test --all-targets && cargo check --no-default-features --bins
+	@$(ENV) && cargo test --all-targets && cargo test --no-default-features --lib \
+		&& cargo check --no-default-features --bins
 
 lint: setup
 	@$(ENV) && cargo fmt --all -- --check && cargo clippy --all-targets -- -D warnings

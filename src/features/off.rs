@@ -83,3 +83,29 @@ pub mod knn {
         Err(not_built("the nearest-neighbour search"))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_entry_point_says_libtorch_is_missing() {
+        let said = |e: FeaturesError| {
+            let e = e.to_string();
+            assert!(e.contains("needs libtorch"), "{e}");
+            assert!(e.contains("--no-default-features"), "{e}");
+            e
+        };
+        let Err(e) = Embedder::load(Path::new("clip-vit"), DeviceSpec::Auto, Precision::Auto)
+        else {
+            panic!("a model loaded without libtorch");
+        };
+        assert!(said(e).contains("loading clip-vit"));
+        let e = knn::neighbours_at_scale(&[1.0, 0.0, 0.0, 1.0], 2, 1, (-1.0, 1.0), DeviceSpec::Cpu)
+            .unwrap_err();
+        assert!(said(e).contains("nearest-neighbour"));
+        let report = torch_report();
+        assert!(!report.linked && !report.cuda_available);
+        assert_eq!(report.auto_device, "cpu");
+    }
+}
