@@ -29,7 +29,8 @@ test: setup
 		&& cargo check --no-default-features --bins
 
 lint: setup
-	@$(ENV) && cargo fmt --all -- --check && cargo clippy --all-targets -- -D warnings
+	@$(ENV) && cargo fmt --all -- --check && cargo clippy --all-targets -- -D warnings \
+		&& cargo clippy --all-targets --no-default-features -- -D warnings
 
 bench: setup
 	@$(ENV) && cargo bench
