@@ -2,7 +2,8 @@
 //! ScanNet's `color/`) sampled like a video. Picture `i` (natural name order, see
 //! [`natural_cmp`]) is a frame at `i / sequence_fps` seconds; the video sampler's
 //! [`pick`](crate::video::pick) decides on those times alone which pictures are kept, and only
-//! those are read and decoded ([`crate::imaging::decode_file`]: libjpeg-turbo for JPEG).
+//! those are read and decoded ([`crate::imaging::decode_file_for`]: libjpeg-turbo for JPEG,
+//! reduced in the decoder when the output is much smaller).
 //!
 //! - `--fps`, `--uniform`, `--at`, `--legacy-stride` and `all` behave as on a video whose frames
 //!   are the pictures (its duration is `n / sequence_fps`).
@@ -58,7 +59,6 @@ pub(super) fn extract(
         times: &times,
         written: Vec::new(),
         rejects: Vec::new(),
-        batch: (BATCH_PER_THREAD * rayon::current_num_threads()).max(1),
     };
     if matches!(req.sampling, Sampling::SceneCuts { .. }) {
         let selector = video::Selector::new(&req.sampling, None, facts)
@@ -80,7 +80,6 @@ struct Run<'a> {
     times: &'a [f64],
     written: Vec<Written>,
     rejects: Vec<Reject>,
-    batch: usize,
 }
 
 impl Run<'_> {
@@ -105,7 +104,7 @@ impl Run<'_> {
     /// a video would be).
     fn chosen(&mut self, chosen: &[usize]) -> Result<(), String> {
         let per_batch = PREPARED_PER_THREAD * rayon::current_num_threads();
-        for batch in chosen.chunks(per_batch) {
+        for batch in chosen.chunks(per_batch.max(1)) {
             let cfg = &self.req.image;
             let pictures = self.pictures;
             let prepared: Vec<(usize, Result<Prepared, String>)> = batch
@@ -141,12 +140,16 @@ impl Run<'_> {
     fn scene_cuts(&mut self, mut selector: video::Selector) -> Result<(), String> {
         let mut thumbnailer = video::Thumbnailer::new();
         let all: Vec<usize> = (0..self.pictures.len()).collect();
-        for batch in all.chunks(self.batch) {
+        let per_batch = BATCH_PER_THREAD * rayon::current_num_threads();
+        let cfg = &self.req.image;
+        for batch in all.chunks(per_batch.max(1)) {
             let pictures = self.pictures;
+            // Decoded as for the other policies, so a picture gives the same frame either way.
             let decoded: Vec<(usize, Result<RgbFrame, String>)> = batch
                 .par_iter()
                 .map(|&p| {
-                    let img = crate::imaging::decode_file(&pictures[p]).map_err(|e| e.to_string());
+                    let img = crate::imaging::decode_file_for(&pictures[p], cfg)
+                        .map_err(|e| e.to_string());
                     (p, img)
                 })
                 .collect();
@@ -176,7 +179,6 @@ impl Run<'_> {
                     break;
                 }
             }
-            let cfg = &self.req.image;
             let prepared: Vec<(usize, Result<Prepared, String>)> = kept
                 .par_iter()
                 .map(|(p, img)| (*p, prepare(img, cfg)))

@@ -193,11 +193,11 @@ pub fn draft_divisor(src_w: u32, src_h: u32, cfg: &ImageConfig) -> u32 {
     let ry = f64::from(src_h) / f64::from(cfg.height);
     // How many times smaller the resized picture is than the source, in its smaller direction.
     let reduction = match cfg.aspect {
-        Aspect::Squash => rx.min(ry),
-        // Fitted inside: the larger ratio decides the scale, both directions shrink by it.
+        // Squashed: the direction shrinking least; filled then cropped: the smaller ratio sets
+        // the scale of both.
+        Aspect::Squash | Aspect::Crop => rx.min(ry),
+        // Fitted inside: the larger ratio sets the scale of both.
         Aspect::Keep | Aspect::Pad => rx.max(ry),
-        // Filled, then cropped: the smaller ratio decides.
-        Aspect::Crop => rx.min(ry),
     };
     [8, 4, 2]
         .into_iter()
@@ -346,38 +346,40 @@ pub fn folder_images(dir: &Path) -> crate::error::Result<Vec<(String, PathBuf)>>
 /// `cfg.quality` (1..=100).
 pub fn encode(img: &RgbFrame, cfg: &ImageConfig) -> Result<Vec<u8>, ImagingError> {
     let mut out = Vec::new();
-    let result =
-        match cfg.format {
-            ImageFormat::Png => {
-                let compression = match cfg.png_compression {
-                    PngCompression::Default => CompressionType::Default,
-                    PngCompression::Fast => CompressionType::Fast,
-                    PngCompression::Best => CompressionType::Best,
-                };
-                PngEncoder::new_with_quality(&mut out, compression, PngFilter::Adaptive)
-                    .write_image(&img.data, img.width, img.height, ExtendedColorType::Rgb8)
+    let result = match cfg.format {
+        ImageFormat::Png => {
+            PngEncoder::new_with_quality(&mut out, png_compression(cfg), PngFilter::Adaptive)
+                .write_image(&img.data, img.width, img.height, ExtendedColorType::Rgb8)
+        }
+        ImageFormat::Jpeg => {
+            if !(1..=100).contains(&cfg.quality) {
+                return Err(ImagingError::Config(format!(
+                    "JPEG quality must be 1..=100, got {}",
+                    cfg.quality
+                )));
             }
-            ImageFormat::Jpeg => {
-                if !(1..=100).contains(&cfg.quality) {
-                    return Err(ImagingError::Config(format!(
-                        "JPEG quality must be 1..=100, got {}",
-                        cfg.quality
-                    )));
-                }
-                JpegEncoder::new_with_quality(&mut out, cfg.quality).write_image(
-                    &img.data,
-                    img.width,
-                    img.height,
-                    ExtendedColorType::Rgb8,
-                )
-            }
-        };
+            JpegEncoder::new_with_quality(&mut out, cfg.quality).write_image(
+                &img.data,
+                img.width,
+                img.height,
+                ExtendedColorType::Rgb8,
+            )
+        }
+    };
     result.map_err(|source| ImagingError::Encode {
         width: img.width,
         height: img.height,
         source,
     })?;
     Ok(out)
+}
+
+fn png_compression(cfg: &ImageConfig) -> CompressionType {
+    match cfg.png_compression {
+        PngCompression::Default => CompressionType::Default,
+        PngCompression::Fast => CompressionType::Fast,
+        PngCompression::Best => CompressionType::Best,
+    }
 }
 
 /// Reads a JPEG or PNG file (format from its content, not its name) into RGB8, turned upright by
