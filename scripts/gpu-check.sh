@@ -17,7 +17,7 @@ N="${N:-4096}"; BATCH="${BATCH:-256}"; PRESETS="${PRESETS:-b32 l14}"; CPU_N="${C
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/imgs" "$work/cpu"
-mapfile -t src < <(ls ../shared/fixtures/coco/images/*.jpg ../shared/fixtures/scannet/*/color/*.jpg 2>/dev/null)
+mapfile -t src < <(ls tests/fixtures/coco/images/*.jpg tests/fixtures/scannet/*/color/*.jpg 2>/dev/null)
 for ((i = 0; i < N; i++)); do
   cp "${src[i % ${#src[@]}]}" "$work/imgs/$(printf 'f%07d' "$i").jpg"
   ((i < CPU_N)) && cp "${src[i % ${#src[@]}]}" "$work/cpu/$(printf 'f%07d' "$i").jpg"

@@ -341,7 +341,7 @@ pub fn execute(cli: Cli) -> Result<i32> {
     }
     let timeout = cli.global.item_timeout;
     if !(timeout.is_finite() && timeout >= 0.0) {
-        return Err(Error::Invalid(format!(
+        return Err(Error::Usage(format!(
             "--item-timeout {timeout}: expected seconds >= 0"
         )));
     }
@@ -478,7 +478,7 @@ fn frames(a: &FramesArgs) -> Result<i32> {
         let threshold = a.scene_threshold.unwrap_or(defaults.scene_threshold);
         let min_shot_s = a.min_shot.unwrap_or(defaults.min_shot);
         if !(0.0..=1.0).contains(&threshold) || !min_shot_s.is_finite() || min_shot_s < 0.0 {
-            return Err(Error::Invalid(
+            return Err(Error::Usage(
                 "--scene-threshold takes a number in [0, 1], --min-shot seconds >= 0".into(),
             ));
         }
@@ -493,23 +493,23 @@ fn frames(a: &FramesArgs) -> Result<i32> {
     if matches!(sampling, Sampling::Fps(r) | Sampling::LegacyStride(r) if !rate_ok(r))
         || matches!(sampling, Sampling::Uniform(0))
     {
-        return Err(Error::Invalid(
+        return Err(Error::Usage(
             "--fps, --legacy-stride and --uniform take a number above 0".into(),
         ));
     }
     if !rate_ok(a.sequence_fps) {
-        return Err(Error::Invalid(
+        return Err(Error::Usage(
             "--sequence-fps takes a number above 0".into(),
         ));
     }
     let (width, height) = a.size.unwrap_or((a.width, a.height));
     if width == 0 || height == 0 || !(1..=100).contains(&a.quality) {
-        return Err(Error::Invalid(
+        return Err(Error::Usage(
             "--width, --height and --size must be at least 1, --quality between 1 and 100".into(),
         ));
     }
     if !crate::imaging::valid_reducing_gap(a.reducing_gap) {
-        return Err(Error::Invalid(
+        return Err(Error::Usage(
             "--reducing-gap takes 0 (off) or a number of at least 1".into(),
         ));
     }
@@ -568,7 +568,7 @@ fn frames(a: &FramesArgs) -> Result<i32> {
 fn embed(a: &EmbedArgs, progress: ProgressMode) -> Result<i32> {
     use crate::features::{EmbedItem, EmbedOptions, Embedder};
     if a.batch == 0 {
-        return Err(Error::Invalid("--batch must be at least 1".into()));
+        return Err(Error::Usage("--batch must be at least 1".into()));
     }
     if !a.images.is_dir() {
         return Err(Error::Invalid(format!(
@@ -788,7 +788,7 @@ fn run_stages_in(
 /// Maps an error to its exit status.
 pub fn exit_code(err: &Error) -> i32 {
     match err {
-        Error::NotBuilt { .. } => EXIT_USAGE,
+        Error::NotBuilt { .. } | Error::Usage(_) => EXIT_USAGE,
         _ => EXIT_ERROR,
     }
 }

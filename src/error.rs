@@ -28,6 +28,9 @@ pub enum Error {
     NotBuilt { what: String },
     #[error("{0}")]
     Invalid(String),
+    /// A flag value the command cannot take (`--batch 0`, `--size 0`, ...): bad usage, exit 2.
+    #[error("{0}")]
+    Usage(String),
 }
 
 impl Error {

@@ -1,6 +1,57 @@
 //! Helpers shared by the unit tests and the integration tests (not part of the API).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// Where skipped tests are listed: `MIMICIT_SKIP_LOG`, else `target/test-skips.log` in the
+/// repository. `make test` empties it first and prints it, counted, at the end.
+pub fn skip_log() -> PathBuf {
+    std::env::var_os("MIMICIT_SKIP_LOG")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-skips.log"))
+}
+
+/// The one way a test that cannot run here stops: `reason` says what is missing (a tool or a
+/// Python package that scripts/setup.sh installs). Under `CI=true` that is a failure, never a
+/// skip. Elsewhere the test is listed as skipped in [`skip_log`] (which `make test` prints at
+/// the end) and on stderr, and the caller returns.
+pub fn skip(reason: &str) {
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("a test")
+        .to_string();
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{test} cannot run: {reason} (under CI=true a missing tool is a failure)");
+    }
+    eprintln!("SKIPPED {test}: {reason}");
+    let log = skip_log();
+    if let Some(parent) = log.parent() {
+        let _ = std::fs::create_dir_all(parent);
+    }
+    use std::io::Write;
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log)
+    {
+        // One short write per line, so lines of parallel tests do not interleave.
+        let _ = f.write_all(format!("{test}: {}\n", reason.replace('\n', " ")).as_bytes());
+    }
+}
+
+/// A file or folder of the test data shipped in the repository (`tests/fixtures/`, see its
+/// README for provenance). It is part of every clone, so a missing one is a broken checkout and
+/// the test fails, naming the path.
+pub fn fixture(rel: &str) -> PathBuf {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(rel);
+    assert!(
+        path.exists(),
+        "test data {} is missing from the checkout (tests/fixtures/ is part of the repository)",
+        path.display()
+    );
+    path
+}
 
 /// Writes `out` with the ffmpeg command line from a lavfi `source` (e.g.
 /// `testsrc=duration=6:size=64x48:rate=30`); `args` go between the input and the output.

@@ -35,9 +35,10 @@
 //! | a folder named like a video | not taken for a video: scan reject "no video named", exit 3 |
 //! | non-UTF-8 file name | extracted by `frames` under a lossy name, not annotatable: counted as unannotated, exit 0 |
 //! | symlink loops in the media folder | ignored, exit 0 |
-//! | unreadable video (chmod 000) | keyframes reject "Permission denied", exit 3 (as root: cannot be simulated, asserted so) |
-//! | unreadable annotation file (chmod 000) | exit 1 naming it (as root: cannot be simulated, asserted so) |
-//! | output folder not writable | exit 1 naming the folder |
+//! | unreadable video (chmod 000) | keyframes reject "Permission denied", exit 3 |
+//! | unreadable annotation file (chmod 000) | exit 1 naming it |
+//! | output folder not writable (mode 555) | exit 1 naming the folder, nothing created |
+//! | output folder under a file | exit 1 naming the folder |
 //! | file size limit hit (disk full) | exit 1 naming the file, no partial file; the next run finishes with the same bytes as a clean run |
 //! | Syphus answer with no pair | pack reject with the text, exit 3 |
 //! | Syphus answer for an unknown unit | pack reject "unknown unit", exit 3 |
@@ -46,6 +47,10 @@
 //! | scenario TOML with a wrong type | exit 1 naming the file and the key |
 //! | scenario file that is not TOML | exit 1 "not valid TOML" |
 //! | `frames DIR` over good and bad videos | frames of every good one, every bad one in `DIR/rejects.parquet`, exit 3 |
+//!
+//! Run as root (as CI is), the permission cases start the binary through `setpriv` with
+//! CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH dropped, so that file modes refuse it as they refuse
+//! any user and the refusal is really checked.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -698,6 +703,33 @@ fn symlink_loops_in_the_media_folder_are_ignored() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
 }
 
+/// `mimicit ARGS` in `cwd` as a process that file modes apply to: as root (CI), through
+/// `setpriv` with CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH dropped from the bounding set, so
+/// that mode 000 and read-only folders refuse it as they refuse any user. None (the test
+/// skipped through `skip`, a failure under CI) when root and setpriv is missing.
+fn mimicit_unprivileged(cwd: &Path, args: &[&str]) -> Option<Output> {
+    if !is_root() {
+        return Some(mimicit(cwd, args));
+    }
+    let o = Command::new("setpriv")
+        .args(["--bounding-set", "-dac_override,-dac_read_search", "--"])
+        .arg(binary())
+        .args(args)
+        .arg("--progress=none")
+        .current_dir(cwd)
+        .env_remove("MIMICIT_LOG")
+        .output();
+    match o {
+        Ok(o) => Some(o),
+        Err(e) => {
+            skip(&format!(
+                "running as root and cannot start setpriv (util-linux) to drop CAP_DAC_OVERRIDE: {e}"
+            ));
+            None
+        }
+    }
+}
+
 #[test]
 fn unreadable_video_is_rejected() {
     use std::os::unix::fs::PermissionsExt;
@@ -706,26 +738,25 @@ fn unreadable_video_is_rejected() {
     std::fs::copy(dc.video("v_good.mp4"), &bad).unwrap();
     dc.annotate("v_bad");
     std::fs::set_permissions(&bad, std::fs::Permissions::from_mode(0o000)).unwrap();
-    let o = dc.run(&[]);
-    if is_root() {
-        // Root reads a file whatever its mode: the case cannot be simulated, and the file is
-        // (rightly) processed.
-        assert!(
-            std::fs::read(&bad).is_ok(),
-            "root could not read a mode-000 file"
-        );
-        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-        eprintln!("unreadable_video_is_rejected: running as root, mode 000 does not stop reads");
-    } else {
-        assert_rejected(
-            &o,
-            &dc.rejects("keyframes"),
-            "keyframes",
-            "v_bad",
-            "v_bad.mp4",
-            "Permission denied",
-        );
-    }
+    let args = [
+        "run",
+        "scenario.toml",
+        "--out",
+        "out",
+        "--stages",
+        "scan,keyframes,metadata",
+    ];
+    let Some(o) = mimicit_unprivileged(dc.root(), &args) else {
+        return;
+    };
+    assert_rejected(
+        &o,
+        &dc.rejects("keyframes"),
+        "keyframes",
+        "v_bad",
+        "v_bad.mp4",
+        "Permission denied",
+    );
     dc.assert_good_processed();
 }
 
@@ -734,19 +765,15 @@ fn unreadable_annotation_file_is_an_error_naming_it() {
     use std::os::unix::fs::PermissionsExt;
     let dc = Dc::new();
     std::fs::set_permissions(dc.annotations(), std::fs::Permissions::from_mode(0o000)).unwrap();
-    let o = dc.run(&[]);
-    if is_root() {
-        assert!(std::fs::read(dc.annotations()).is_ok());
-        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-        eprintln!("unreadable_annotation_file: running as root, mode 000 does not stop reads");
-    } else {
-        assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
-        let err = stderr(&o);
-        assert!(
-            err.contains("train.json") && err.contains("ermission denied"),
-            "{err}"
-        );
-    }
+    let Some(o) = mimicit_unprivileged(dc.root(), &["run", "scenario.toml", "--out", "out"]) else {
+        return;
+    };
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("train.json") && err.contains("ermission denied"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -755,17 +782,24 @@ fn output_folder_not_writable_is_an_error_naming_it() {
     let dc = Dc::new();
     let parent = dc.root().join("locked");
     std::fs::create_dir_all(&parent).unwrap();
-    let out = if is_root() {
-        // Root writes into a mode-555 folder; a folder that cannot exist is refused to anyone.
-        std::fs::write(parent.join("file"), b"").unwrap();
-        "locked/file/out"
-    } else {
-        std::fs::set_permissions(&parent, std::fs::Permissions::from_mode(0o555)).unwrap();
-        "locked/out"
+    std::fs::set_permissions(&parent, std::fs::Permissions::from_mode(0o555)).unwrap();
+    let out = "locked/out";
+    let Some(o) = mimicit_unprivileged(dc.root(), &["run", "scenario.toml", "--out", out]) else {
+        return;
     };
-    let o = mimicit(dc.root(), &["run", "scenario.toml", "--out", out]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
-    assert!(stderr(&o).contains(out), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains(out) && err.contains("ermission denied"), "{err}");
+    assert!(!parent.join("out").exists());
+}
+
+#[test]
+fn a_folder_that_cannot_exist_is_an_error_naming_it() {
+    let dc = Dc::new();
+    std::fs::write(dc.root().join("file"), b"").unwrap();
+    let o = mimicit(dc.root(), &["run", "scenario.toml", "--out", "file/out"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("file/out"), "{}", stderr(&o));
 }
 
 #[test]

@@ -1,9 +1,7 @@
 //! Per-scenario integration tests: a small corpus built in a temp folder from the real
-//! annotation excerpts in `../shared/fixtures` (media copied from the fixtures or generated),
+//! annotation excerpts in `tests/fixtures/` (media copied from the fixtures or generated),
 //! run through `mimicit run ... --stages scan,keyframes,metadata`; the Syphus messages are
 //! checked byte for byte and every image id a unit refers to must be in frames.parquet.
-//!
-//! Each test skips, saying why, when the fixtures folder is missing.
 
 #[allow(dead_code)]
 use std::collections::BTreeSet;
@@ -12,17 +10,9 @@ use std::path::{Path, PathBuf};
 use crate::util::*;
 use mimicit::model::UnitMedia;
 
-fn fixtures() -> Option<PathBuf> {
-    let dir = repo().join("../shared/fixtures");
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        eprintln!(
-            "skipping: no fixtures folder at {} (real corpus excerpts)",
-            dir.display()
-        );
-        None
-    }
+/// The real annotation excerpts and media shipped in `tests/fixtures/`.
+fn fixtures() -> PathBuf {
+    mimicit::testkit::fixture(".")
 }
 
 /// A small generated picture (different per `seed`), JPEG or PNG by extension.
@@ -173,7 +163,7 @@ fn rejects(out: &Path, code: &str, stage: &str) -> Vec<mimicit::model::Reject> {
 
 #[test]
 fn spot_the_difference_from_fixtures() {
-    let Some(fx) = fixtures() else { return };
+    let fx = fixtures();
     let dir = tempfile::tempdir().unwrap();
     let corpus = dir.path().join("corpus");
     copy(
@@ -212,7 +202,7 @@ fn spot_the_difference_from_fixtures() {
 
 #[test]
 fn tv_captions_from_fixtures() {
-    let Some(fx) = fixtures() else { return };
+    let fx = fixtures();
     let dir = tempfile::tempdir().unwrap();
     let corpus = dir.path().join("corpus");
     copy(
@@ -280,7 +270,7 @@ fn raw_clip(path: &Path, seconds: u32) {
 
 #[test]
 fn tv_captions_from_raw_clips_with_subtitles() {
-    let Some(fx) = fixtures() else { return };
+    let fx = fixtures();
     let dir = tempfile::tempdir().unwrap();
     let corpus = dir.path().join("corpus");
     copy(
@@ -452,7 +442,7 @@ fn tv_captions_from_raw_clips_with_subtitles() {
 
 #[test]
 fn scene_navigation_from_fixtures() {
-    let Some(fx) = fixtures() else { return };
+    let fx = fixtures();
     let dir = tempfile::tempdir().unwrap();
     let corpus = dir.path().join("corpus");
     let refer = fx.join("scannet/ScanRefer_filtered_val.sample12.json");
@@ -503,7 +493,7 @@ fn scene_navigation_from_fixtures() {
 
 #[test]
 fn ego4d_from_fixtures() {
-    let Some(fx) = fixtures() else { return };
+    let fx = fixtures();
     let dir = tempfile::tempdir().unwrap();
     let corpus = dir.path().join("corpus");
     let (uid, _, wrapped) = ego4d_narrations(&fx);
@@ -555,7 +545,7 @@ fn ego4d_from_fixtures() {
 /// Density clips and the object side file, on the real narrations.
 #[test]
 fn ego4d_density_clips_and_objects() {
-    let Some(fx) = fixtures() else { return };
+    let fx = fixtures();
     let dir = tempfile::tempdir().unwrap();
     let corpus = dir.path().join("corpus");
     let (uid, inner, wrapped) = ego4d_narrations(&fx);
@@ -624,7 +614,7 @@ fn ego4d_density_clips_and_objects() {
 
 #[test]
 fn coco_general_difference_from_fixtures() {
-    let Some(fx) = fixtures() else { return };
+    let fx = fixtures();
     let dir = tempfile::tempdir().unwrap();
     let corpus = dir.path().join("corpus");
     // The four real COCO images with their official-format person boxes; the captions excerpt
@@ -692,7 +682,7 @@ fn coco_general_difference_from_fixtures() {
 
 #[test]
 fn dense_captions_from_fixtures() {
-    let Some(fx) = fixtures() else { return };
+    let fx = fixtures();
     let dir = tempfile::tempdir().unwrap();
     let corpus = dir.path().join("corpus");
     copy(
@@ -752,7 +742,7 @@ fn run_dc_segments(
 /// `require_media = false` gives the 19 videos without a file annotation-only Syphus inputs.
 #[test]
 fn dense_captions_by_segment_and_annotation_only() {
-    let Some(fx) = fixtures() else { return };
+    let fx = fixtures();
     let dir = tempfile::tempdir().unwrap();
     let all = read_json(&fx.join("activitynet_captions/val_1.first20.json"));
     // The real 1.2 s clip stands for a video with two short caption segments.
@@ -832,7 +822,7 @@ fn dense_captions_by_segment_and_annotation_only() {
 /// Overlapping caption segments: a frame both segments sample is stored and listed once.
 #[test]
 fn dense_captions_overlapping_segments_keep_a_frame_once() {
-    let Some(fx) = fixtures() else { return };
+    let fx = fixtures();
     let dir = tempfile::tempdir().unwrap();
     let doc = serde_json::json!({"v_a": {
         "duration": 1.2,
@@ -854,7 +844,7 @@ fn dense_captions_overlapping_segments_keep_a_frame_once() {
 
 #[test]
 fn visual_storytelling_from_fixtures() {
-    let Some(fx) = fixtures() else { return };
+    let fx = fixtures();
     let dir = tempfile::tempdir().unwrap();
     let corpus = dir.path().join("corpus");
     // The real excerpt plus one malformed story sentence (no photo id).
@@ -913,7 +903,7 @@ fn visual_storytelling_from_fixtures() {
 
 #[test]
 fn llava_in_context_from_fixtures() {
-    let Some(fx) = fixtures() else { return };
+    let fx = fixtures();
     let dir = tempfile::tempdir().unwrap();
     let corpus = dir.path().join("corpus");
     copy(

@@ -10,13 +10,14 @@ use mimicit::features::{DeviceSpec, Embedder, Precision};
 use crate::util::{assert_valid, mimicit, pandas_rows, read_json, repo, run_demo, stderr};
 
 fn fixture_images() -> Vec<PathBuf> {
-    let f = repo().join("../shared/fixtures");
-    let mut v: Vec<PathBuf> = std::fs::read_dir(f.join("coco/images"))
-        .expect("coco fixture images")
+    let mut v: Vec<PathBuf> = std::fs::read_dir(mimicit::testkit::fixture("coco/images"))
+        .unwrap()
         .map(|e| e.unwrap().path())
         .collect();
     v.sort();
-    v.push(f.join("scannet/scene0000_00/color/00000.jpg"));
+    v.push(mimicit::testkit::fixture(
+        "scannet/scene0000_00/color/00000.jpg",
+    ));
     v
 }
 
@@ -167,6 +168,12 @@ fn embed_command_matches_transformers_and_rejects_bad_pictures() {
     // Every good picture embedded, the bad one named, exit status 3 (finished with rejects).
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
     assert!(stderr(&o).contains("broken.jpg"), "{}", stderr(&o));
+    // The model was made with random weights: the user is warned that its vectors mean nothing.
+    assert!(
+        stderr(&o).contains("RANDOM weights") && stderr(&o).contains("real CLIP"),
+        "no random-weights warning: {}",
+        stderr(&o)
+    );
     let rejects = pandas_rows(&tmp.path().join("emb.rejects.parquet")).expect("pandas");
     assert_eq!(rejects.len(), 1);
     assert_valid("rejects.schema.json", &rejects[0], "emb.rejects.parquet");
@@ -211,8 +218,8 @@ fn embed_command_matches_transformers_and_rejects_bad_pictures() {
         .output()
         .unwrap();
     assert!(
-        o.status.code().is_some() && check.status.success(),
-        "{}",
+        check.status.success(),
+        "the .npy differs from the parquet: {}",
         String::from_utf8_lossy(&check.stderr)
     );
 

@@ -1,6 +1,7 @@
 //! Integration tests: the CLI driven as a user would, in temp folders.
 
 mod bad_inputs;
+mod cli;
 mod corpora;
 // CLIP features need libtorch: without the `torch` feature these tests would not compile.
 #[cfg(feature = "torch")]
@@ -463,13 +464,7 @@ fn frames_samples_folders_of_pictures_like_videos() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("in");
     std::fs::create_dir_all(&input).unwrap();
-    // The shared fixture, else a demo clip under its name.
-    let fixture = repo().join("../shared/fixtures/videos/realshort.mp4");
-    let video = if fixture.is_file() {
-        fixture
-    } else {
-        repo().join("demo/videos/v_demo_street.mp4")
-    };
+    let video = mimicit::testkit::fixture("videos/realshort.mp4");
     std::fs::copy(video, input.join("realshort.mp4")).unwrap();
     // A TVQA-like folder: 12 pictures at 3 fps (0 to 3.67 s), 00001.jpg first.
     let seq = input.join("tvqa/s01e01_clip");
@@ -705,7 +700,7 @@ fn dedup_folder_takes_dedup_settings() {
     let dir = tempfile::tempdir().unwrap();
     let pics = dir.path().join("pics");
     std::fs::create_dir_all(&pics).unwrap();
-    let coco = repo().join("../shared/fixtures/coco/images");
+    let coco = mimicit::testkit::fixture("coco/images");
     let mut src: Vec<_> = std::fs::read_dir(&coco)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -783,11 +778,16 @@ fn frames_size_flag_sets_both_sides() {
         let mut args = vec!["frames", "in", "--out", "bad"];
         args.extend_from_slice(bad);
         let o = mimicit(dir.path(), &args);
-        assert_ne!(o.status.code(), Some(0), "{bad:?}");
+        // Bad usage: exit 2, the flag named, nothing written.
+        assert_eq!(o.status.code(), Some(2), "{bad:?}: {}", stderr(&o));
         let err = stderr(&o);
-        assert!(
-            err.contains("--size") || err.contains("size"),
-            "{bad:?}: {err}"
-        );
+        assert!(err.contains("--size"), "{bad:?}: {err}");
+        assert!(!dir.path().join("bad").exists(), "{bad:?} wrote output");
     }
+    let o = mimicit(
+        dir.path(),
+        &["embed", "in", "--model", "m", "--out", "e.parquet", "--batch", "0"],
+    );
+    assert_eq!(o.status.code(), Some(2), "--batch 0: {}", stderr(&o));
+    assert!(stderr(&o).contains("--batch"), "{}", stderr(&o));
 }

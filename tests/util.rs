@@ -4,6 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+pub use mimicit::testkit::skip;
+
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -149,15 +151,15 @@ pub fn pandas_rows(path: &Path) -> Option<Vec<serde_json::Value>> {
     let o = match Command::new("python").arg(&script).arg(path).output() {
         Ok(o) => o,
         Err(e) => {
-            eprintln!("skipping pandas check: no python ({e})");
+            skip(&format!("pandas check: no python ({e})"));
             return None;
         }
     };
     if !o.status.success() && String::from_utf8_lossy(&o.stderr).contains("No module named") {
-        eprintln!(
-            "skipping pandas check: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
+        skip(&format!(
+            "pandas check: {}",
+            String::from_utf8_lossy(&o.stderr).trim()
+        ));
         return None;
     }
     assert!(
@@ -178,11 +180,14 @@ pub fn python_check(script: &str, args: &[&Path]) -> Option<String> {
     match probe {
         Ok(o) if o.status.success() => {}
         Ok(o) => {
-            eprintln!("skipping {script}: {}", String::from_utf8_lossy(&o.stderr));
+            skip(&format!(
+                "{script}: {}",
+                String::from_utf8_lossy(&o.stderr).trim()
+            ));
             return None;
         }
         Err(e) => {
-            eprintln!("skipping {script}: no python ({e})");
+            skip(&format!("{script}: no python ({e})"));
             return None;
         }
     }
@@ -200,22 +205,32 @@ pub fn python_check(script: &str, args: &[&Path]) -> Option<String> {
     Some(text)
 }
 
-/// Parses a YAML file with PyYAML into JSON (None when PyYAML is missing).
+/// Parses a YAML file with PyYAML into JSON; None, the test skipped through [`skip`] (a failure
+/// under CI), when python or PyYAML is missing. Panics when PyYAML cannot parse the file.
 pub fn yaml_as_json(path: &Path) -> Option<serde_json::Value> {
-    let o = Command::new("python")
+    let o = match Command::new("python")
         .args([
             "-c",
             "import json, sys, yaml; json.dump(yaml.safe_load(open(sys.argv[1])), sys.stdout)",
         ])
         .arg(path)
         .output()
-        .ok()?;
-    if !o.status.success() {
-        eprintln!(
-            "skipping YAML check: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
+    {
+        Ok(o) => o,
+        Err(e) => {
+            skip(&format!("YAML check: no python ({e})"));
+            return None;
+        }
+    };
+    let err = String::from_utf8_lossy(&o.stderr);
+    if !o.status.success() && err.contains("No module named") {
+        skip(&format!("YAML check: {}", err.trim()));
         return None;
     }
+    assert!(
+        o.status.success(),
+        "PyYAML could not read {}: {err}",
+        path.display()
+    );
     Some(serde_json::from_slice(&o.stdout).unwrap())
 }

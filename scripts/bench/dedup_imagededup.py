@@ -24,7 +24,7 @@ def make(work, n):
     pics = os.path.join(work, "pics")
     os.makedirs(pics, exist_ok=True)
     here = os.path.dirname(os.path.abspath(__file__))
-    fixtures = os.path.join(here, "..", "..", "..", "shared", "fixtures")
+    fixtures = os.path.join(here, "..", "..", "tests", "fixtures")
     bases = [Image.open(p).convert("RGB") for p in sorted(
         glob.glob(os.path.join(fixtures, "coco/images/*.jpg"))
         + glob.glob(os.path.join(fixtures, "scannet/*/color/*.jpg")))]

@@ -18,8 +18,8 @@ work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 "$python" scripts/make-tiny-clip.py "$work/model" --preset "$PRESET" >/dev/null 2>&1
 mkdir -p "$work/imgs"
-mapfile -t src < <(ls ../shared/fixtures/coco/images/*.jpg ../shared/fixtures/scannet/*/color/*.jpg 2>/dev/null)
-((${#src[@]})) || { echo "no fixture pictures under ../shared/fixtures" >&2; exit 2; }
+mapfile -t src < <(ls tests/fixtures/coco/images/*.jpg tests/fixtures/scannet/*/color/*.jpg 2>/dev/null)
+((${#src[@]})) || { echo "no fixture pictures under tests/fixtures" >&2; exit 2; }
 for ((i = 0; i < N; i++)); do
   cp "${src[i % ${#src[@]}]}" "$work/imgs/$(printf 'img%06d' "$i").jpg"
 done

@@ -1,8 +1,6 @@
-//! Decisions on synthetic signatures, and hashes on the shared real fixtures (skipped, saying
-//! why, when they are absent).
+//! Decisions on synthetic signatures, and hashes on the real fixtures in `tests/fixtures/`.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 
 use super::*;
 
@@ -234,21 +232,9 @@ fn a_row_matches_the_schema() {
     assert!(!v.is_valid(&bad));
 }
 
-fn shared(rel: &str) -> Option<PathBuf> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/fixtures")
-        .join(rel);
-    if path.exists() {
-        Some(path)
-    } else {
-        eprintln!("skipped: fixture {} is missing", path.display());
-        None
-    }
-}
-
 /// The COCO fixture pictures as stored frames (224x224), by file stem.
-fn coco_frames() -> Option<Vec<(String, RgbFrame)>> {
-    let dir = shared("coco/images")?;
+fn coco_frames() -> Vec<(String, RgbFrame)> {
+    let dir = crate::testkit::fixture("coco/images");
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -256,16 +242,14 @@ fn coco_frames() -> Option<Vec<(String, RgbFrame)>> {
         .collect();
     files.sort();
     let cfg = crate::config::ImageConfig::default();
-    Some(
-        files
-            .iter()
-            .map(|p| {
-                let img = crate::imaging::decode_file(p).unwrap();
-                let stem = p.file_stem().unwrap().to_string_lossy().into_owned();
-                (stem, crate::imaging::resize(&img, &cfg).unwrap())
-            })
-            .collect(),
-    )
+    files
+        .iter()
+        .map(|p| {
+            let img = crate::imaging::decode_file(p).unwrap();
+            let stem = p.file_stem().unwrap().to_string_lossy().into_owned();
+            (stem, crate::imaging::resize(&img, &cfg).unwrap())
+        })
+        .collect()
 }
 
 fn resized(img: &RgbFrame, w: u32, h: u32) -> RgbFrame {
@@ -317,7 +301,7 @@ fn variants(img: &RgbFrame) -> Vec<(&'static str, RgbFrame, Method)> {
 
 #[test]
 fn real_pictures_and_their_variants() {
-    let Some(coco) = coco_frames() else { return };
+    let coco = coco_frames();
     assert!(coco.len() >= 2);
     let cfg = near(DedupScope::Corpus);
     let mut frames = Vec::new();
@@ -381,7 +365,7 @@ fn real_pictures_and_their_variants() {
 
 #[test]
 fn folder_dedup_reads_a_folder_and_lists_unreadable_files() {
-    let Some(coco) = coco_frames() else { return };
+    let coco = coco_frames();
     let dir = tempfile::tempdir().unwrap();
     let png = crate::config::ImageConfig::default();
     let (stem, img) = &coco[0];
@@ -421,10 +405,9 @@ fn folder_dedup_reads_a_folder_and_lists_unreadable_files() {
 #[test]
 fn testvideo_at_2fps_keeps_a_frame_of_every_shot() {
     use crate::video::{sample, Sampling};
-    let Some(video) = shared("videos/testvideo.mp4") else {
-        return;
-    };
-    let goldens = shared("videos/goldens/testvideo.mp4.HistogramDetector.default.json").unwrap();
+    let video = crate::testkit::fixture("videos/testvideo.mp4");
+    let goldens =
+        crate::testkit::fixture("videos/goldens/testvideo.mp4.HistogramDetector.default.json");
     let golden: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(goldens).unwrap()).unwrap();
     let cuts: Vec<u64> = golden["cuts"]

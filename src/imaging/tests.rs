@@ -230,11 +230,8 @@ fn decompression_bomb_is_refused() {
 
 #[test]
 fn real_jpegs_decode() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/coco/images");
-    let Ok(entries) = std::fs::read_dir(&dir) else {
-        eprintln!("skipped: fixture folder {} is missing", dir.display());
-        return;
-    };
+    let dir = crate::testkit::fixture("coco/images");
+    let entries = std::fs::read_dir(&dir).unwrap();
     let mut n = 0;
     for entry in entries {
         let path = entry.unwrap().path();
@@ -246,7 +243,7 @@ fn real_jpegs_decode() {
             n += 1;
         }
     }
-    assert!(n > 0);
+    assert_eq!(n, 4, "the four COCO fixture pictures");
 }
 
 /// Four solid quadrants: red top-left, green top-right, blue bottom-left, white bottom-right.
@@ -446,12 +443,14 @@ fn jpegs_are_decoded_reduced_when_the_gap_allows() {
 
 #[test]
 fn reduced_decoding_stays_close_to_a_full_decode() {
-    // Real photographs where they are present (ScanNet's 1296x968 colour frames) and a
-    // generated picture.
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/scannet");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir.join("scene0000_00/color"))
-        .map(|d| d.map(|e| e.unwrap().path()).collect())
-        .unwrap_or_default();
+    // Real photographs (ScanNet's 1296x968 colour frames) and a generated picture.
+    let dir = crate::testkit::fixture("scannet/scene0000_00/color");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), 3, "the ScanNet fixture frames");
     let tmp = tempfile::tempdir().unwrap();
     let path = tmp.path().join("gradient.jpg");
     std::fs::write(&path, jpeg_bytes(&gradient(1296, 968))).unwrap();

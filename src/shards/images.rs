@@ -265,32 +265,33 @@ mod tests {
         "/tests/python/check_images_parquet.py"
     );
 
-    /// Whether `python` on PATH has pandas, pyarrow and Pillow; prints why a test is skipped.
-    fn python_ready(test: &str) -> bool {
+    /// Whether `python` on PATH has pandas, pyarrow and Pillow; else the test is skipped
+    /// through [`crate::testkit::skip`] (a failure under CI).
+    fn python_ready() -> bool {
         let probe = Command::new("python")
             .args(["-c", "import pandas, pyarrow, PIL"])
             .output();
         match probe {
             Ok(o) if o.status.success() => true,
             Ok(o) => {
-                eprintln!(
-                    "SKIPPED {test}: python lacks pandas/pyarrow/PIL: {}",
+                crate::testkit::skip(&format!(
+                    "python lacks pandas/pyarrow/PIL: {}",
                     String::from_utf8_lossy(&o.stderr).trim()
-                );
+                ));
                 false
             }
             Err(e) => {
-                eprintln!("SKIPPED {test}: no python on PATH: {e}");
+                crate::testkit::skip(&format!("no python on PATH: {e}"));
                 false
             }
         }
     }
 
     /// Runs `tests/python/check_images_parquet.py` (Otter's loading code) on a parquet with
-    /// real PNGs; skipped, with the reason printed, when python lacks pandas/pyarrow/Pillow.
+    /// real PNGs; skipped (see `python_ready`) when python lacks pandas/pyarrow/Pillow.
     #[test]
     fn otter_loader_reads_the_parquet() {
-        if !python_ready("otter_loader_reads_the_parquet") {
+        if !python_ready() {
             return;
         }
         let script = CHECK_SCRIPT;
@@ -346,7 +347,7 @@ mod tests {
     /// Several row groups (2345 rows make 2), so that `iter_batches` yields several batches.
     #[test]
     fn otter_loader_reads_several_row_groups() {
-        if !python_ready("otter_loader_reads_several_row_groups") {
+        if !python_ready() {
             return;
         }
         let dir = tempfile::tempdir().unwrap();
