@@ -14,7 +14,7 @@ HOME_DIR="${HOME:-$(getent passwd "$(id -u)" | cut -d: -f6)}"
 CACHE_ROOT="${MIMICIT_CACHE:-${XDG_CACHE_HOME:-$HOME_DIR/.cache}/mimicit}"
 VENV="${MIMICIT_VENV:-$CACHE_ROOT/venv-torch-$TORCH_VERSION}"
 PY_PACKAGES=(pandas pyarrow pillow numpy pyyaml jsonschema webdataset transformers safetensors
-  opencv-python-headless)
+  opencv-python-headless datasets)
 APT_PACKAGES=(pkg-config clang libclang-dev ffmpeg libavcodec-dev libavformat-dev libavutil-dev
   libswscale-dev libswresample-dev libavfilter-dev libavdevice-dev libturbojpeg0-dev chromium
   slurm-wlm munge)

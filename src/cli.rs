@@ -5,11 +5,12 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::Scenario;
-use crate::error::{Error, Result};
-use crate::partition::{Partition, Placement};
-use crate::pipeline::{self, RunOptions, Scope, Stage};
-use crate::progress::ProgressMode;
+use mimicit::config::Scenario;
+use mimicit::error::{Error, Result};
+use mimicit::partition::{Partition, Placement};
+use mimicit::pipeline::{self, RunOptions, Scope};
+use mimicit::progress::ProgressMode;
+use mimicit::stages::StageId;
 
 /// Exit status: everything processed.
 pub const EXIT_OK: i32 = 0;
@@ -54,6 +55,10 @@ pub struct GlobalArgs {
     /// Give up on a video after this many seconds of decoding and reject it (0: no limit).
     #[arg(long, global = true, value_name = "SECS", default_value_t = 3600.0)]
     pub item_timeout: f64,
+    /// When another process is writing the output folder, stop with an error naming it
+    /// (status 1) instead of waiting for it.
+    #[arg(long, global = true)]
+    pub no_wait: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -90,7 +95,13 @@ pub enum Command {
     /// Stage 5: the files the Syphus instruction generator reads.
     #[command(after_help = "Example:\n  mimicit metadata scenarios/demo.toml --out out")]
     Metadata(StageArgs),
-    /// Stage 6: trainer-ready shards from frames and Syphus answers.
+    /// Stage 6: ask an OpenAI-compatible LLM endpoint for the instruction/answer pairs of every
+    /// Syphus query (`[syphus]` in the scenario; the API key from the environment).
+    #[command(
+        after_help = "Example:\n  OPENAI_API_KEY=... mimicit syphus scenarios/demo.toml --out out --set syphus.endpoint=https://api.openai.com/v1\n  mimicit syphus scenarios/demo.toml --out out --set syphus.endpoint=http://localhost:8000/v1 --dry-run"
+    )]
+    Syphus(SyphusArgs),
+    /// Stage 7: trainer-ready shards from frames and Syphus answers.
     #[command(
         after_help = "Example:\n  mimicit pack scenarios/demo.toml --out out --answers valid_output.json"
     )]
@@ -108,6 +119,10 @@ pub enum Command {
     /// Re-hash every output listed in OUT/manifest.json.
     #[command(after_help = "Example:\n  mimicit verify out")]
     Verify(OutArgs),
+    /// Remove the frames of the frame store that no table references (of OUT and its
+    /// partition folders); JSON report on stdout.
+    #[command(after_help = "Example:\n  mimicit gc out --dry-run\n  mimicit gc out")]
+    Gc(GcArgs),
     /// Print the native stack this binary runs with (FFmpeg, libtorch, CUDA) as JSON.
     #[command(after_help = "Example:\n  mimicit doctor")]
     Doctor,
@@ -164,12 +179,22 @@ pub struct DedupArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct SyphusArgs {
+    #[command(flatten)]
+    pub stage: StageArgs,
+    /// Count the requests to send, their prompt tokens and their cost (with
+    /// syphus.price_per_1k_*), as JSON on stdout; send and write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct RunArgs {
     #[command(flatten)]
     pub stage: StageArgs,
     /// Only these stages (comma-separated), in pipeline order.
     #[arg(long, value_enum, value_delimiter = ',')]
-    pub stages: Vec<Stage>,
+    pub stages: Vec<StageId>,
 }
 
 #[derive(Debug, Args)]
@@ -179,7 +204,9 @@ pub struct PackArgs {
     /// Syphus answer files (valid_output.json or JSONL), added to pack.answers.
     #[arg(long, value_name = "FILE")]
     pub answers: Vec<PathBuf>,
-    /// Output formats besides the images parquet: `wds` adds WebDataset tars (pack.webdataset).
+    /// Output formats besides Otter's (images parquet, instructions, train): `wds` WebDataset
+    /// tars, `hf` Hugging Face datasets parquet and card, `llava`, `sharegpt` (sets
+    /// pack.formats to otter plus these).
     #[arg(long, value_enum, value_delimiter = ',')]
     pub format: Vec<PackFormat>,
     /// Largest images parquet part in bytes, at most 2 GiB (pack.max_part_bytes).
@@ -189,10 +216,17 @@ pub struct PackArgs {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum PackFormat {
-    /// The images parquet and instruction files (always written).
+    /// The images parquet and instruction files Otter reads (always written by `--format`).
+    #[value(alias = "otter")]
     Parquet,
     /// WebDataset tar shards.
     Wds,
+    /// Hugging Face `datasets` parquet and dataset card.
+    Hf,
+    /// LLaVA conversation JSON with an images folder.
+    Llava,
+    /// LLaMA-Factory ShareGPT JSON, dataset_info.json and an images folder.
+    Sharegpt,
 }
 
 #[derive(Debug, Args)]
@@ -233,15 +267,15 @@ pub struct FramesArgs {
     #[arg(long, value_name = "N|WxH", value_parser = parse_size, conflicts_with_all = ["width", "height"])]
     pub size: Option<(u32, u32)>,
     #[arg(long, value_enum, default_value = "squash")]
-    pub aspect: crate::config::Aspect,
+    pub aspect: mimicit::config::Aspect,
     #[arg(long, value_enum, default_value = "png")]
-    pub format: crate::config::ImageFormat,
+    pub format: mimicit::config::ImageFormat,
     #[arg(long, default_value_t = 95)]
     pub quality: u8,
     /// PNG compression: default (zlib level 6), fast (fdeflate: several times faster, on
     /// photographs about a tenth larger) or best (zlib level 9).
     #[arg(long, value_enum, default_value = "default")]
-    pub png_compression: crate::config::PngCompression,
+    pub png_compression: mimicit::config::PngCompression,
     /// Decode a JPEG picture, or convert a video frame, at 1/2, 1/4 or 1/8 of its size when that
     /// is still at least X times the output size in both directions (much less work: 1080p video
     /// to 224x224 is converted at 960x540); 0 always works at full size.
@@ -270,10 +304,10 @@ pub struct EmbedArgs {
     pub out: PathBuf,
     /// auto (CUDA when libtorch sees a GPU), cpu, cuda or cuda:N.
     #[arg(long, default_value = "auto")]
-    pub device: crate::features::DeviceSpec,
+    pub device: mimicit::features::DeviceSpec,
     /// Element type: auto is fp32 on CPU, fp16 on CUDA.
     #[arg(long, value_enum, default_value = "auto")]
-    pub precision: crate::features::Precision,
+    pub precision: mimicit::features::Precision,
     /// Pictures per model call.
     #[arg(long, default_value_t = 64)]
     pub batch: usize,
@@ -295,40 +329,18 @@ pub struct ReportArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct GcArgs {
+    /// A run's output folder.
+    pub out: PathBuf,
+    /// Count what would be removed, remove nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct OutArgs {
     /// A run's output folder.
     pub out: PathBuf,
-}
-
-impl clap::ValueEnum for crate::config::Aspect {
-    fn value_variants<'a>() -> &'a [Self] {
-        use crate::config::Aspect::*;
-        &[Squash, Pad, Crop, Keep]
-    }
-    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
-        use crate::config::Aspect::*;
-        Some(clap::builder::PossibleValue::new(match self {
-            Squash => "squash",
-            Pad => "pad",
-            Crop => "crop",
-            Keep => "keep",
-        }))
-    }
-}
-
-impl clap::ValueEnum for crate::config::ImageFormat {
-    fn value_variants<'a>() -> &'a [Self] {
-        &[
-            crate::config::ImageFormat::Png,
-            crate::config::ImageFormat::Jpeg,
-        ]
-    }
-    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
-        Some(clap::builder::PossibleValue::new(match self {
-            crate::config::ImageFormat::Png => "png",
-            crate::config::ImageFormat::Jpeg => "jpeg",
-        }))
-    }
 }
 
 /// Runs a parsed command and returns the process exit status.
@@ -345,28 +357,35 @@ pub fn execute(cli: Cli) -> Result<i32> {
             "--item-timeout {timeout}: expected seconds >= 0"
         )));
     }
-    crate::video::set_item_timeout(
+    mimicit::video::set_item_timeout(
         (timeout > 0.0).then(|| std::time::Duration::from_secs_f64(timeout)),
     );
+    mimicit::lock::set_wait(if cli.global.no_wait {
+        mimicit::lock::Wait::NoWait
+    } else {
+        mimicit::lock::Wait::Block
+    });
     let progress = cli.global.progress;
     match cli.command {
         Command::Run(a) => {
             let stages = if a.stages.is_empty() {
-                Stage::ALL.to_vec()
+                StageId::ALL.to_vec()
             } else {
                 a.stages.clone()
             };
             let explicit = !a.stages.is_empty();
+            // One writer at a time, from the first stage to the report.
+            let _lock = lock_run_folder(&a.stage.out, a.stage.partition)?;
             let status = run_stages(&a.stage, stages, explicit, progress, &[])?;
             // A partition is not a run to report on: `merge` reports on the whole.
             if a.stage.partition.is_none() {
-                report(&a.stage.out, &crate::report::ReportOptions::default())?;
+                report(&a.stage.out, &mimicit::report::ReportOptions::default())?;
             }
             Ok(status)
         }
         Command::Merge(a) => merge(a, progress),
-        Command::Scan(a) => run_stages(&a, vec![Stage::Scan], true, progress, &[]),
-        Command::Keyframes(a) => run_stages(&a, vec![Stage::Keyframes], true, progress, &[]),
+        Command::Scan(a) => run_stages(&a, vec![StageId::Scan], true, progress, &[]),
+        Command::Keyframes(a) => run_stages(&a, vec![StageId::Keyframes], true, progress, &[]),
         Command::Dedup(DedupArgs { stage: a, dry_run }) => {
             if a.partition.is_some() && (dry_run || a.scenario.is_dir()) {
                 eprintln!(
@@ -381,9 +400,9 @@ pub fn execute(cli: Cli) -> Result<i32> {
             if a.scenario.is_dir() {
                 // Ad-hoc: every picture under DIR, near matching across the folder; `--set
                 // dedup.KEY=VALUE` changes the [dedup] settings (max_hamming, keep, ...).
-                let cfg = crate::config::folder_dedup_config(&a.set)?;
-                let found = crate::dedup::dedup_folder(&a.scenario, &cfg)?;
-                crate::tables::write_dedup(&a.out, &found.rows)?;
+                let cfg = mimicit::config::folder_dedup_config(&a.set)?;
+                let found = mimicit::dedup::dedup_folder(&a.scenario, &cfg)?;
+                mimicit::tables::write_dedup(&a.out, &found.rows)?;
                 for r in &found.rejects {
                     // The error names the file.
                     eprintln!("dedup: {}", r.error);
@@ -401,27 +420,52 @@ pub fn execute(cli: Cli) -> Result<i32> {
                     EXIT_REJECTS
                 });
             }
-            run_stages(&a, vec![Stage::Dedup], true, progress, &[])
+            run_stages(&a, vec![StageId::Dedup], true, progress, &[])
         }
-        Command::Features(a) => run_stages(&a, vec![Stage::Features], true, progress, &[]),
-        Command::Metadata(a) => run_stages(&a, vec![Stage::Metadata], true, progress, &[]),
+        Command::Features(a) => run_stages(&a, vec![StageId::Features], true, progress, &[]),
+        Command::Metadata(a) => run_stages(&a, vec![StageId::Metadata], true, progress, &[]),
+        Command::Syphus(SyphusArgs { stage: a, dry_run }) => {
+            if dry_run {
+                return syphus_dry_run(&a, progress);
+            }
+            run_stages(&a, vec![StageId::Syphus], true, progress, &[])
+        }
         Command::Pack(mut a) => {
-            if a.format.contains(&PackFormat::Wds) {
-                a.stage.set.push("pack.webdataset=true".into());
+            if !a.format.is_empty() {
+                let mut names = vec!["otter"];
+                for f in &a.format {
+                    let name = match f {
+                        PackFormat::Parquet => "otter",
+                        PackFormat::Wds => "wds",
+                        PackFormat::Hf => "hf",
+                        PackFormat::Llava => "llava",
+                        PackFormat::Sharegpt => "sharegpt",
+                    };
+                    if !names.contains(&name) {
+                        names.push(name);
+                    }
+                }
+                let list: Vec<String> = names.iter().map(|n| format!("\"{n}\"")).collect();
+                a.stage
+                    .set
+                    .push(format!("pack.formats=[{}]", list.join(", ")));
             }
             if let Some(n) = a.max_part_bytes {
                 a.stage.set.push(format!("pack.max_part_bytes={n}"));
             }
-            run_stages(&a.stage, vec![Stage::Pack], true, progress, &a.answers)
+            run_stages(&a.stage, vec![StageId::Pack], true, progress, &a.answers)
         }
         Command::Frames(a) => frames(&a),
         Command::Embed(a) => embed(&a, progress),
         Command::Verify(a) => {
-            let report = crate::verify::verify(&a.out)?;
+            let report = mimicit::verify::verify(&a.out)?;
             println!(
                 "{}",
                 serde_json::to_string_pretty(&report).expect("serialisable")
             );
+            for w in &report.warnings {
+                eprintln!("verify: warning: {}: {}", w.path, w.warning);
+            }
             if report.ok {
                 eprintln!(
                     "verify: {} files, {} bytes: all match",
@@ -435,8 +479,28 @@ pub fn execute(cli: Cli) -> Result<i32> {
                 Ok(EXIT_ERROR)
             }
         }
+        Command::Gc(a) => {
+            let report = mimicit::gc::gc(&a.out, a.dry_run)?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&report).expect("serialisable")
+            );
+            for s in &report.stores {
+                if let Some(why) = &s.skipped {
+                    eprintln!("gc: {}: left alone: {why}", s.path);
+                }
+            }
+            eprintln!(
+                "gc: {} {} unreferenced frames ({} bytes), {} referenced frames kept",
+                if a.dry_run { "would remove" } else { "removed" },
+                report.removed,
+                report.bytes,
+                report.kept
+            );
+            Ok(EXIT_OK)
+        }
         Command::Report(a) => {
-            let opts = crate::report::ReportOptions {
+            let opts = mimicit::report::ReportOptions {
                 sheets: a.sheets,
                 ..Default::default()
             };
@@ -445,11 +509,11 @@ pub fn execute(cli: Cli) -> Result<i32> {
             Ok(EXIT_OK)
         }
         Command::Doctor => {
-            let (avcodec, avformat, avutil) = crate::video::library_versions();
+            let (avcodec, avformat, avutil) = mimicit::video::library_versions();
             let report = serde_json::json!({
                 "mimicit": env!("CARGO_PKG_VERSION"),
                 "ffmpeg": {"avcodec": avcodec, "avformat": avformat, "avutil": avutil},
-                "torch": crate::features::torch_report(),
+                "torch": mimicit::features::torch_report(),
                 "threads": rayon::current_num_threads(),
             });
             println!(
@@ -462,7 +526,7 @@ pub fn execute(cli: Cli) -> Result<i32> {
 }
 
 fn frames(a: &FramesArgs) -> Result<i32> {
-    use crate::video::Sampling;
+    use mimicit::video::Sampling;
     let sampling = if let Some(r) = a.fps {
         Sampling::Fps(r)
     } else if let Some(r) = a.legacy_stride {
@@ -474,7 +538,7 @@ fn frames(a: &FramesArgs) -> Result<i32> {
     } else if a.keyframes_only {
         Sampling::KeyframesOnly
     } else if a.scene_cuts {
-        let defaults = crate::config::KeyframesConfig::default();
+        let defaults = mimicit::config::KeyframesConfig::default();
         let threshold = a.scene_threshold.unwrap_or(defaults.scene_threshold);
         let min_shot_s = a.min_shot.unwrap_or(defaults.min_shot);
         if !(0.0..=1.0).contains(&threshold) || !min_shot_s.is_finite() || min_shot_s < 0.0 {
@@ -498,9 +562,7 @@ fn frames(a: &FramesArgs) -> Result<i32> {
         ));
     }
     if !rate_ok(a.sequence_fps) {
-        return Err(Error::Usage(
-            "--sequence-fps takes a number above 0".into(),
-        ));
+        return Err(Error::Usage("--sequence-fps takes a number above 0".into()));
     }
     let (width, height) = a.size.unwrap_or((a.width, a.height));
     if width == 0 || height == 0 || !(1..=100).contains(&a.quality) {
@@ -508,12 +570,12 @@ fn frames(a: &FramesArgs) -> Result<i32> {
             "--width, --height and --size must be at least 1, --quality between 1 and 100".into(),
         ));
     }
-    if !crate::imaging::valid_reducing_gap(a.reducing_gap) {
+    if !mimicit::imaging::valid_reducing_gap(a.reducing_gap) {
         return Err(Error::Usage(
             "--reducing-gap takes 0 (off) or a number of at least 1".into(),
         ));
     }
-    let image = crate::config::ImageConfig {
+    let image = mimicit::config::ImageConfig {
         width,
         height,
         aspect: a.aspect,
@@ -523,7 +585,7 @@ fn frames(a: &FramesArgs) -> Result<i32> {
         reducing_gap: a.reducing_gap,
         ..Default::default()
     };
-    let summary = crate::frames::extract(&crate::frames::FramesRequest {
+    let summary = mimicit::frames::extract(&mimicit::frames::FramesRequest {
         input: a.input.clone(),
         out: a.out.clone(),
         sampling,
@@ -538,7 +600,7 @@ fn frames(a: &FramesArgs) -> Result<i32> {
         }
     }
     if a.contact_sheet {
-        let sheets = crate::report::sheet::write_frames_dir_sheets(&a.out)?;
+        let sheets = mimicit::report::sheet::write_frames_dir_sheets(&a.out)?;
         eprintln!(
             "frames: {} contact sheets in {}",
             sheets.len(),
@@ -566,7 +628,7 @@ fn frames(a: &FramesArgs) -> Result<i32> {
 
 /// `mimicit embed DIR --model M --out FILE.parquet`.
 fn embed(a: &EmbedArgs, progress: ProgressMode) -> Result<i32> {
-    use crate::features::{EmbedItem, EmbedOptions, Embedder};
+    use mimicit::features::{EmbedItem, EmbedOptions, Embedder};
     if a.batch == 0 {
         return Err(Error::Usage("--batch must be at least 1".into()));
     }
@@ -576,7 +638,7 @@ fn embed(a: &EmbedArgs, progress: ProgressMode) -> Result<i32> {
             a.images.display()
         )));
     }
-    let items: Vec<EmbedItem> = crate::imaging::folder_images(&a.images)?
+    let items: Vec<EmbedItem> = mimicit::imaging::folder_images(&a.images)?
         .into_iter()
         .map(|(id, path)| EmbedItem { id, path })
         .collect();
@@ -587,8 +649,8 @@ fn embed(a: &EmbedArgs, progress: ProgressMode) -> Result<i32> {
     let items: Vec<EmbedItem> = order.into_iter().map(|i| items[i].clone()).collect();
     let mut ids = Vec::new();
     let mut vectors = Vec::new();
-    let bar = crate::progress::Progress::new(progress, "embed", items.len() as u64);
-    let failed = crate::features::embed_items(
+    let bar = mimicit::progress::Progress::new(progress, "embed", items.len() as u64);
+    let failed = mimicit::features::embed_items(
         &embedder,
         &items,
         EmbedOptions {
@@ -603,17 +665,17 @@ fn embed(a: &EmbedArgs, progress: ProgressMode) -> Result<i32> {
         |n| bar.inc(n),
     )?;
     bar.finish();
-    crate::tables::write_features(&a.out, &ids, embedder.dim(), &vectors)?;
+    mimicit::tables::write_features(&a.out, &ids, embedder.dim(), &vectors)?;
     let stem = a.out.with_extension("");
     if a.npy {
-        crate::atomic::write(
+        mimicit::atomic::write(
             &stem.with_extension("npy"),
-            &crate::features::npy_f32(ids.len(), embedder.dim(), &vectors),
+            &mimicit::features::npy_f32(ids.len(), embedder.dim(), &vectors),
         )?;
     }
-    let rejects: Vec<crate::model::Reject> = crate::features::as_rejects(failed, "embed");
+    let rejects: Vec<mimicit::model::Reject> = mimicit::features::as_rejects(failed, "embed");
     let rejects_path = PathBuf::from(format!("{}.rejects.parquet", stem.display()));
-    crate::tables::write_rejects(&rejects_path, &rejects)?;
+    mimicit::tables::write_rejects(&rejects_path, &rejects)?;
     for r in &rejects {
         eprintln!("embed: {}: {}", r.path, r.error);
     }
@@ -633,6 +695,29 @@ fn embed(a: &EmbedArgs, progress: ProgressMode) -> Result<i32> {
 
 /// `mimicit dedup SCENARIO --out OUT --dry-run`: the decisions over the frames the keyframes
 /// stage stored, as JSON on stdout; nothing is written and the manifest is left as it is.
+/// `mimicit syphus --dry-run`: what the stage would send, as JSON on stdout.
+fn syphus_dry_run(a: &StageArgs, progress: ProgressMode) -> Result<i32> {
+    let scenario = Scenario::load(&a.scenario, &a.set)?;
+    if let Some(why) = StageId::Syphus.stage().off_reason(&scenario) {
+        return Err(Error::Usage(format!("syphus --dry-run: {why}")));
+    }
+    let out = std::fs::canonicalize(&a.out).map_err(|e| Error::io(&a.out, e))?;
+    let ctx = mimicit::stages::StageContext {
+        scenario: &scenario,
+        out: &out,
+        dir: out.join(scenario.code.as_str()),
+        progress,
+        config_hash: String::new(),
+        partition: None,
+    };
+    let dry = mimicit::stages::syphus::dry_run(&ctx)?;
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&dry).expect("serialisable")
+    );
+    Ok(EXIT_OK)
+}
+
 fn dedup_dry_run(a: &StageArgs, progress: ProgressMode) -> Result<i32> {
     let scenario = Scenario::load(&a.scenario, &a.set)?;
     let out = std::fs::canonicalize(&a.out).map_err(|e| Error::io(&a.out, e))?;
@@ -643,7 +728,7 @@ fn dedup_dry_run(a: &StageArgs, progress: ProgressMode) -> Result<i32> {
             dir.display()
         )));
     }
-    let ctx = crate::pipeline::StageContext {
+    let ctx = mimicit::stages::StageContext {
         scenario: &scenario,
         out: &out,
         dir,
@@ -651,15 +736,15 @@ fn dedup_dry_run(a: &StageArgs, progress: ProgressMode) -> Result<i32> {
         config_hash: String::new(),
         partition: None,
     };
-    let (rows, rejects, frames) = crate::stages::dedup::decide(&ctx)?;
-    let by_method = |m: crate::dedup::Method| rows.iter().filter(|r| r.method == m).count();
+    let (rows, rejects, frames) = mimicit::stages::dedup::decide(&ctx)?;
+    let by_method = |m: mimicit::dedup::Method| rows.iter().filter(|r| r.method == m).count();
     let report = serde_json::json!({
         "frames": frames,
         "kept": frames - rows.len(),
         "dropped": rows.len(),
-        "exact": by_method(crate::dedup::Method::Exact),
-        "phash": by_method(crate::dedup::Method::Phash),
-        "semantic": by_method(crate::dedup::Method::Semantic),
+        "exact": by_method(mimicit::dedup::Method::Exact),
+        "phash": by_method(mimicit::dedup::Method::Phash),
+        "semantic": by_method(mimicit::dedup::Method::Semantic),
         "unreadable": rejects.len(),
         "rows": rows.iter().map(|r| serde_json::json!({
             "dropped_id": r.dropped_id, "kept_id": r.kept_id,
@@ -674,8 +759,8 @@ fn dedup_dry_run(a: &StageArgs, progress: ProgressMode) -> Result<i32> {
 }
 
 /// Writes `OUT/report/`, says where on stderr, and returns the page's path.
-fn report(out: &std::path::Path, opts: &crate::report::ReportOptions) -> Result<PathBuf> {
-    let summary = crate::report::write(out, opts)?;
+fn report(out: &std::path::Path, opts: &mimicit::report::ReportOptions) -> Result<PathBuf> {
+    let summary = mimicit::report::write(out, opts)?;
     for n in &summary.notes {
         eprintln!("report: {n}");
     }
@@ -690,11 +775,17 @@ fn report(out: &std::path::Path, opts: &crate::report::ReportOptions) -> Result<
 /// `mimicit merge SCENARIO --out OUT [--partitions N]`: every stage, the ones the partitions
 /// ran joined from their folders; then the report, as `run` writes it.
 fn merge(a: MergeArgs, progress: ProgressMode) -> Result<i32> {
-    let partitions = crate::partition::discover(&a.out, a.partitions)?;
+    // OUT, then every partition folder (a partition still running is waited for), in order.
+    let _out_lock = mimicit::lock::acquire_here(&a.out)?;
+    let partitions = mimicit::partition::discover(&a.out, a.partitions)?;
+    let _partition_locks = partitions
+        .iter()
+        .map(|p| mimicit::lock::acquire_here(&p.dir(&a.out)))
+        .collect::<Result<Vec<_>>>()?;
     eprintln!(
         "merge: {} partitions from {}",
         partitions.len(),
-        a.out.join(crate::partition::DIR).display()
+        a.out.join(mimicit::partition::DIR).display()
     );
     let stage = StageArgs {
         scenario: a.scenario,
@@ -705,19 +796,19 @@ fn merge(a: MergeArgs, progress: ProgressMode) -> Result<i32> {
     };
     let status = run_stages_in(
         &stage,
-        Stage::ALL.to_vec(),
+        StageId::ALL.to_vec(),
         false,
         progress,
         &[],
         Scope::Merge(partitions),
     )?;
-    report(&stage.out, &crate::report::ReportOptions::default())?;
+    report(&stage.out, &mimicit::report::ReportOptions::default())?;
     Ok(status)
 }
 
 fn run_stages(
     a: &StageArgs,
-    stages: Vec<Stage>,
+    stages: Vec<StageId>,
     explicit: bool,
     progress: ProgressMode,
     answers: &[PathBuf],
@@ -727,7 +818,7 @@ fn run_stages(
 
 fn run_stages_in(
     a: &StageArgs,
-    stages: Vec<Stage>,
+    stages: Vec<StageId>,
     explicit: bool,
     progress: ProgressMode,
     answers: &[PathBuf],
@@ -755,9 +846,10 @@ fn run_stages_in(
             if explicit {
                 if let Some(s) = stages
                     .iter()
-                    .find(|s| crate::partition::placement(**s, &scenario) == Placement::Merge)
+                    .map(|s| s.stage())
+                    .find(|s| s.placement(&scenario) == Placement::Merge)
                 {
-                    let why = crate::partition::off_reason(*s, &scenario).unwrap_or_default();
+                    let why = s.merge_only_reason(&scenario);
                     eprintln!("mimicit: --partition {p}: {why}");
                     return Ok(EXIT_USAGE);
                 }
@@ -766,6 +858,8 @@ fn run_stages_in(
         }
         None => scope,
     };
+    // Bad usage is refused above before anything is created; only then the folder is locked.
+    let _lock = lock_run_folder(&a.out, a.partition)?;
     let opts = RunOptions {
         stages,
         explicit,
@@ -783,6 +877,34 @@ fn run_stages_in(
     } else {
         EXIT_OK
     })
+}
+
+/// The writer's lock of `OUT`, or of `OUT/partitions/I-of-N` for a partition (see
+/// [`mimicit::lock`]).
+fn lock_run_folder(
+    out: &std::path::Path,
+    partition: Option<Partition>,
+) -> Result<mimicit::lock::Lock> {
+    match partition {
+        Some(p) => mimicit::lock::acquire_here(&p.dir(out)),
+        None => mimicit::lock::acquire_here(out),
+    }
+}
+
+/// What the binary prints for an error: `mimicit: {error}`, then each cause in its chain on a
+/// line of its own, once: a cause whose text the lines above already hold (an I/O error that
+/// the message quotes after its path) is not repeated.
+pub fn error_text(err: &Error) -> String {
+    let mut text = format!("mimicit: {err}");
+    let mut source = std::error::Error::source(err);
+    while let Some(s) = source {
+        let line = s.to_string();
+        if !line.is_empty() && !text.contains(&line) {
+            text.push_str(&format!("\n  caused by: {line}"));
+        }
+        source = s.source();
+    }
+    text
 }
 
 /// Maps an error to its exit status.

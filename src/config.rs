@@ -9,63 +9,16 @@
 //! `source.root`. `schemas/scenario.schema.json` describes the same shape for editors and tests.
 
 use std::collections::BTreeSet;
-use std::fmt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+mod syphus;
 
-/// The short code of a MIMIC-IT scenario; it prefixes every image and instruction id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub enum Code {
-    /// COCO general difference.
-    CGD,
-    /// Spot-the-Difference.
-    SD,
-    /// Scene navigation (ScanNet).
-    SN,
-    /// Egocentric video (Ego4D).
-    E4D,
-    /// TV show captions (TVQA/TVC).
-    TVC,
-    /// Dense captions (ActivityNet Captions).
-    DC,
-    /// Visual storytelling (VIST).
-    VST,
-    /// LLaVA in-context.
-    LA,
-}
-
-impl Code {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Code::CGD => "CGD",
-            Code::SD => "SD",
-            Code::SN => "SN",
-            Code::E4D => "E4D",
-            Code::TVC => "TVC",
-            Code::DC => "DC",
-            Code::VST => "VST",
-            Code::LA => "LA",
-        }
-    }
-
-    /// The group of the trainer's data yaml that this scenario's shards belong to.
-    pub fn data_group(self) -> &'static str {
-        match self {
-            Code::E4D | Code::TVC | Code::DC | Code::SN => "VIDEO_TEXT",
-            Code::LA => "IMAGE_TEXT_IN_CONTEXT",
-            Code::CGD | Code::SD | Code::VST => "IMAGE_TEXT",
-        }
-    }
-}
-
-impl fmt::Display for Code {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use crate::model::Code;
+use crate::model::{DeviceSpec, Precision, RelIns};
+pub use syphus::SyphusSettings;
 
 /// One or several paths (`annotations = "a.json"` or `annotations = ["a.json", "b.json"]`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -100,6 +53,8 @@ pub struct ScenarioFile {
     #[serde(default)]
     pub dedup: DedupConfig,
     #[serde(default)]
+    pub filter: FilterConfig,
+    #[serde(default)]
     pub features: FeaturesConfig,
     #[serde(default)]
     pub pack: PackConfig,
@@ -107,27 +62,36 @@ pub struct ScenarioFile {
     pub corpus: CorpusConfig,
     #[serde(default)]
     pub metadata: MetadataConfig,
+    /// The Syphus generation step; off while `endpoint` is empty.
+    #[serde(default)]
+    pub syphus: SyphusSettings,
 }
 
 /// `[metadata]`: what the scan and metadata stages prepare for Syphus.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct MetadataConfig {
     /// Only units whose media was found (and gave frames) get Syphus inputs: Syphus costs money
     /// per unit. `false` also prepares annotation-only units (their media is still a reject).
-    #[serde(default = "yes")]
     pub require_media: bool,
     /// Probe every media file at scan (video: size, rate, duration, codec; image: size) for
     /// `media.parquet`; `false` records path and bytes only.
-    #[serde(default = "yes")]
     pub probe: bool,
+    /// E4D: the paragraph appended to every query (after a newline): what the answers must
+    /// avoid. The default is mimicit's own wording; the original Syphus paragraph can be given
+    /// here to reproduce its messages exactly.
+    pub e4d_restrictions: String,
 }
+
+/// mimicit's E4D restrictions paragraph (see [`MetadataConfig::e4d_restrictions`]).
+pub const E4D_RESTRICTIONS: &str = "Do not quote exact times such as 'timestamp 107.7': speak of what happened instead, and say 'from what I observed' rather than 'according to the descriptions'. Never call people man X, woman Y or person A; say 'a person' or 'the person'. C, or person C, is the user wearing the camera: call the user 'I' in questions and 'you' in answers, never 'the cameraman'. Write at least six questions, in the first person, that are useful rather than trivial ('what do I see?' is not). What was observed is the real world, not a video or footage. Keep questions and answers short.";
 
 impl Default for MetadataConfig {
     fn default() -> Self {
         MetadataConfig {
             require_media: true,
             probe: true,
+            e4d_restrictions: E4D_RESTRICTIONS.to_string(),
         }
     }
 }
@@ -145,6 +109,10 @@ pub struct SourceConfig {
     /// Annotation split name where the corpus has several (informational; used in ids of nothing).
     #[serde(default)]
     pub split: Option<String>,
+    /// The licence of the corpus's data (e.g. "CC BY 4.0"), named in the dataset card of the
+    /// `hf` output.
+    #[serde(default)]
+    pub license: Option<String>,
 }
 
 fn dot() -> PathBuf {
@@ -171,59 +139,38 @@ pub enum SamplingPolicy {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct KeyframesConfig {
-    #[serde(default = "default_policy")]
     pub policy: SamplingPolicy,
     /// Frames per second for `fps` and `legacy-stride`.
-    #[serde(default = "one")]
     pub fps: f64,
     /// Frames per unit for `uniform`.
-    #[serde(default = "sixteen")]
     pub count: u32,
     /// Content-change threshold for `scene-cuts` (0..=1: one minus the correlation of the luma
     /// histograms of consecutive frames). 0.03 found all 8 golden cuts of the test fixture
     /// (precision 0.67, the extra cuts lie in long fades).
-    #[serde(default = "scene_threshold")]
     pub scene_threshold: f64,
     /// Shortest shot, in seconds, for `scene-cuts`.
-    #[serde(default = "min_shot")]
     pub min_shot: f64,
     /// At most this many frames per unit (0: no limit).
-    #[serde(default)]
     pub max_per_unit: u32,
-}
-
-fn default_policy() -> SamplingPolicy {
-    SamplingPolicy::Fps
-}
-fn one() -> f64 {
-    1.0
-}
-fn sixteen() -> u32 {
-    16
-}
-fn scene_threshold() -> f64 {
-    0.03
-}
-fn min_shot() -> f64 {
-    0.5
 }
 
 impl Default for KeyframesConfig {
     fn default() -> Self {
         KeyframesConfig {
-            policy: default_policy(),
-            fps: one(),
-            count: sixteen(),
-            scene_threshold: scene_threshold(),
-            min_shot: min_shot(),
+            policy: SamplingPolicy::Fps,
+            fps: 1.0,
+            count: 16,
+            scene_threshold: 0.03,
+            min_shot: 0.5,
             max_per_unit: 0,
         }
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// How a picture is fitted to the output size (`image.aspect`, `frames --aspect`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum Aspect {
     /// Stretch to exactly width x height (the original converter's behaviour).
@@ -244,7 +191,8 @@ pub enum ResizeFilter {
     Bicubic,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// The stored picture format (`image.format`, `frames --format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum ImageFormat {
     Png,
@@ -266,23 +214,16 @@ pub enum PngCompression {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct ImageConfig {
-    #[serde(default = "size224")]
     pub width: u32,
-    #[serde(default = "size224")]
     pub height: u32,
-    #[serde(default = "squash")]
     pub aspect: Aspect,
-    #[serde(default = "lanczos3")]
     pub filter: ResizeFilter,
-    #[serde(default = "png")]
     pub format: ImageFormat,
     /// JPEG quality, 1..=100.
-    #[serde(default = "quality")]
     pub quality: u8,
     /// PNG compression effort.
-    #[serde(default)]
     pub png_compression: PngCompression,
     /// A JPEG source is decoded at 1/2, 1/4 or 1/8 of its size (by libjpeg-turbo, in the DCT:
     /// Pillow's `draft`), and a video frame converted to RGB at that size (swscale, area
@@ -291,40 +232,25 @@ pub struct ImageConfig {
     /// full size. At 2 the frames differ from full-size ones by far less than a grey level (PSNR
     /// above 50 dB on the ScanNet fixtures and on 1080p film); at 1, by about what separates
     /// Lanczos from bicubic resizing (35-45 dB).
-    #[serde(default = "reducing_gap")]
     pub reducing_gap: f64,
 }
 
-fn size224() -> u32 {
-    224
-}
-fn squash() -> Aspect {
-    Aspect::Squash
-}
-fn lanczos3() -> ResizeFilter {
-    ResizeFilter::Lanczos3
-}
-fn png() -> ImageFormat {
-    ImageFormat::Png
-}
-fn quality() -> u8 {
-    95
-}
-fn reducing_gap() -> f64 {
-    2.0
+/// Whether `gap` is a valid [`ImageConfig::reducing_gap`]: 0 (off) or a number of at least 1.
+pub fn valid_reducing_gap(gap: f64) -> bool {
+    gap == 0.0 || (gap.is_finite() && gap >= 1.0)
 }
 
 impl Default for ImageConfig {
     fn default() -> Self {
         ImageConfig {
-            width: size224(),
-            height: size224(),
-            aspect: squash(),
-            filter: lanczos3(),
-            format: png(),
-            quality: quality(),
+            width: 224,
+            height: 224,
+            aspect: Aspect::Squash,
+            filter: ResizeFilter::Lanczos3,
+            format: ImageFormat::Png,
+            quality: 95,
             png_compression: PngCompression::Default,
-            reducing_gap: reducing_gap(),
+            reducing_gap: 2.0,
         }
     }
 }
@@ -344,38 +270,15 @@ pub enum KeepRule {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct DedupConfig {
-    #[serde(default = "yes")]
     pub exact: bool,
-    #[serde(default)]
     pub near: bool,
-    #[serde(default = "hamming")]
     pub max_hamming: u32,
-    #[serde(default)]
     pub semantic: bool,
-    #[serde(default = "cosine")]
     pub min_cosine: f64,
-    #[serde(default = "unit_scope")]
     pub scope: DedupScope,
-    #[serde(default = "first")]
     pub keep: KeepRule,
-}
-
-fn yes() -> bool {
-    true
-}
-fn hamming() -> u32 {
-    6
-}
-fn cosine() -> f64 {
-    0.95
-}
-fn unit_scope() -> DedupScope {
-    DedupScope::Unit
-}
-fn first() -> KeepRule {
-    KeepRule::First
 }
 
 impl Default for DedupConfig {
@@ -383,111 +286,151 @@ impl Default for DedupConfig {
         DedupConfig {
             exact: true,
             near: false,
-            max_hamming: hamming(),
+            max_hamming: 6,
             semantic: false,
-            min_cosine: cosine(),
-            scope: unit_scope(),
-            keep: first(),
+            min_cosine: 0.95,
+            scope: DedupScope::Unit,
+            keep: KeepRule::First,
+        }
+    }
+}
+
+/// `[filter]`: frame quality filters, each off unless switched on. `uniform` and `blur` act in
+/// the dedup stage on the stored frames (a filtered frame is a row of `dedup.parquet`, mapped to
+/// a kept frame of its unit; a unit always keeps one frame); `letterbox` acts in the keyframes
+/// stage, before resizing. Thresholds measured on the fixture clips (BENCHMARKS.md, "Frame
+/// quality filters").
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FilterConfig {
+    /// Drop black and single-colour frames (fade-outs, blank title cards).
+    pub uniform: bool,
+    /// A frame is uniform when at least this share of its pixels lies within 8 luma levels of
+    /// its median luma. Measured on the stored 224x224 frames at 2 fps: every picture of the
+    /// real fixture clips at most 0.302 (testvideo.mp4's mid-fade frames; realshort.mp4,
+    /// flipping_a_pancake.mkv and test.avi at most 0.268); their dark frames (mean luma under
+    /// 16: black, black cards with a copyright line, the last frames of a fade-out) 0.919 and
+    /// above; fades.mp4's flat frames 1.0.
+    pub uniform_ratio: f64,
+    /// Drop blurred frames.
+    pub blur: bool,
+    /// A frame is blurred when the variance of the Laplacian of its luma, on the stored frame,
+    /// is below this. Measured on the stored 224x224 frames: every picture of the real fixture
+    /// clips 60.2 and above (the lowest three a hand moving past the camera in
+    /// flipping_a_pancake.mkv, 60.2-86.9; all others 131 and above), the same clips through a Gaussian blur of sigma 1/107 of their
+    /// width (2 px at 224) at most 22.1. A mild blur (sigma 1/213 of the width, 1 px at 224)
+    /// leaves 12.5 to 104, on both sides of the threshold.
+    pub min_sharpness: f64,
+    /// Crop black bars (letterbox, pillarbox) off video frames before resizing, with one crop
+    /// window per unit (and frame size) decided from its first sampled frames.
+    pub letterbox: bool,
+    /// A row or column is part of a bar when its mean luma is at most this (FFmpeg cropdetect's
+    /// default limit, 24 of 255).
+    pub letterbox_luma: u8,
+}
+
+impl Default for FilterConfig {
+    fn default() -> Self {
+        FilterConfig {
+            uniform: false,
+            uniform_ratio: 0.9,
+            blur: false,
+            min_sharpness: 35.0,
+            letterbox: false,
+            letterbox_luma: 24,
         }
     }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct FeaturesConfig {
     /// A CLIP checkpoint: a Hugging Face folder (config.json + model.safetensors) or an OpenAI
     /// TorchScript `.pt`, relative to the scenario file. Unset: the stage is off.
-    #[serde(default)]
     pub model: Option<PathBuf>,
     /// `auto`, `cpu`, `cuda` or `cuda:N`.
-    #[serde(default = "auto")]
-    pub device: String,
+    pub device: DeviceSpec,
     /// `auto` (fp32 on CPU, fp16 on CUDA), `fp32`, `fp16` or `bf16`.
-    #[serde(default = "auto")]
-    pub precision: String,
+    pub precision: Precision,
     /// Pictures per model call.
-    #[serde(default = "batch")]
     pub batch: u32,
     /// L2-normalise the stored vectors.
-    #[serde(default)]
     pub normalize: bool,
     /// Most rows per features parquet shard.
-    #[serde(default = "shard_rows")]
     pub shard_rows: u64,
     /// Also write each shard as a float32 `.npy` matrix (same rows, same order).
-    #[serde(default)]
     pub npy: bool,
     /// Nearest visual neighbours per frame written to `pairs.parquet` (0: none), for pairing
     /// images that are alike but not duplicates (COCO general difference).
-    #[serde(default)]
     pub pairs: u32,
     /// Cosine band of those neighbours: at least `pairs_min`, at most `pairs_max`.
-    #[serde(default = "pairs_min")]
     pub pairs_min: f64,
-    #[serde(default = "pairs_max")]
     pub pairs_max: f64,
-}
-
-fn auto() -> String {
-    "auto".to_string()
-}
-fn batch() -> u32 {
-    64
-}
-fn shard_rows() -> u64 {
-    100_000
-}
-fn pairs_min() -> f64 {
-    0.75
-}
-fn pairs_max() -> f64 {
-    0.97
 }
 
 impl Default for FeaturesConfig {
     fn default() -> Self {
         FeaturesConfig {
             model: None,
-            device: auto(),
-            precision: auto(),
-            batch: batch(),
+            device: DeviceSpec::Auto,
+            precision: Precision::Auto,
+            batch: 64,
             normalize: false,
-            shard_rows: shard_rows(),
+            shard_rows: 100_000,
             npy: false,
             pairs: 0,
-            pairs_min: pairs_min(),
-            pairs_max: pairs_max(),
+            pairs_min: 0.75,
+            pairs_max: 0.97,
         }
     }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct PackConfig {
     /// Syphus answer files (valid_output.json lists or JSONL), relative to the scenario file.
-    #[serde(default)]
     pub answers: Vec<PathBuf>,
     /// Largest images parquet part in bytes (at most 2 GiB).
-    #[serde(default = "gib")]
     pub max_part_bytes: u64,
     /// How in-context examples are chosen: `unit` (other instructions of the same unit).
-    #[serde(default = "unit_rel")]
-    pub rel_ins: String,
+    pub rel_ins: RelIns,
     /// `meta.author` of the instructions file.
-    #[serde(default = "author")]
     pub author: String,
-    /// Also write WebDataset tar shards under `OUT/{CODE}/wds/`.
-    #[serde(default)]
+    /// What to write (README "Trainer formats"): `otter` (images parquet, instructions and
+    /// train files: what Otter's loader reads), `wds` (WebDataset tars), `hf` (Hugging Face
+    /// `datasets` parquet and dataset card), `llava` (LLaVA conversation JSON and `images/`),
+    /// `sharegpt` (LLaMA-Factory's ShareGPT JSON, `dataset_info.json` and `images/`).
+    pub formats: Vec<PackFormat>,
+    /// In the hf, llava and sharegpt outputs: up to this many in-context examples
+    /// (`rel_ins_ids`) as question/answer turns before the query; 0 leaves them as ids.
+    pub in_context_turns: usize,
+    /// Also write WebDataset tar shards under `OUT/{CODE}/wds/` (the same as `wds` in
+    /// `formats`).
     pub webdataset: bool,
     /// One WebDataset sample per unit (all its frames) or per image.
-    #[serde(default = "wds_per_unit")]
     pub wds_sample: WdsSample,
     /// Most samples in one tar shard.
-    #[serde(default = "wds_samples")]
     pub wds_max_samples: u64,
     /// Largest tar shard in bytes (a single larger sample gets a shard of its own).
-    #[serde(default = "gib")]
     pub wds_max_bytes: u64,
+}
+
+/// One output layout of the pack stage (`pack.formats`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PackFormat {
+    Otter,
+    Wds,
+    Hf,
+    Llava,
+    Sharegpt,
+}
+
+impl PackConfig {
+    /// Whether `format` is to be written (`webdataset = true` counts as `wds`).
+    pub fn writes(&self, format: PackFormat) -> bool {
+        self.formats.contains(&format) || (format == PackFormat::Wds && self.webdataset)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -497,34 +440,19 @@ pub enum WdsSample {
     Image,
 }
 
-fn wds_per_unit() -> WdsSample {
-    WdsSample::Unit
-}
-fn wds_samples() -> u64 {
-    10_000
-}
-
-fn gib() -> u64 {
-    1 << 30
-}
-fn unit_rel() -> String {
-    "unit".to_string()
-}
-fn author() -> String {
-    "mimicit".to_string()
-}
-
 impl Default for PackConfig {
     fn default() -> Self {
         PackConfig {
             answers: Vec::new(),
-            max_part_bytes: gib(),
-            rel_ins: unit_rel(),
-            author: author(),
+            max_part_bytes: 1 << 30,
+            rel_ins: RelIns::Unit,
+            author: "mimicit".to_string(),
+            formats: vec![PackFormat::Otter],
+            in_context_turns: 0,
             webdataset: false,
-            wds_sample: wds_per_unit(),
-            wds_max_samples: wds_samples(),
-            wds_max_bytes: gib(),
+            wds_sample: WdsSample::Unit,
+            wds_max_samples: 10_000,
+            wds_max_bytes: 1 << 30,
         }
     }
 }
@@ -561,86 +489,48 @@ pub enum FramesFrom {
 
 /// Corpus-specific adapter settings.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct CorpusConfig {
     /// E4D: longest clip, in seconds (the window length for `clips = "windows"`).
-    #[serde(default = "clip_seconds")]
     pub clip_seconds: f64,
     /// E4D: seconds between clip starts; default `clip_seconds` (windows side by side).
-    #[serde(default)]
     pub clip_stride: Option<f64>,
     /// E4D: `windows` (fixed) or `density` (runs of narrations).
-    #[serde(default = "clip_mode")]
     pub clips: ClipMode,
     /// E4D, `clips = "density"`: a gap longer than this between narrations ends a clip.
-    #[serde(default = "density_gap")]
     pub density_gap: f64,
     /// E4D: drop the `#C` / `#O` / `#unsure` markers from narration texts.
-    #[serde(default)]
     pub strip_markers: bool,
     /// E4D: which narration pass to read, 1 or 2.
-    #[serde(default = "pass1")]
     pub narration_pass: u8,
     /// E4D: optional object-description side file (relative to `source.root`).
-    #[serde(default)]
     pub objects: Option<PathBuf>,
     /// E4D: an object entry attaches to the nearest narration at most this many seconds away.
-    #[serde(default = "object_tolerance")]
     pub object_tolerance: f64,
     /// TVC: optional folder of `{vid_name}.srt` subtitles (relative to `source.root`).
-    #[serde(default)]
     pub subtitles: Option<PathBuf>,
     /// TVC: frames of raw clips, `original` or `policy`.
-    #[serde(default = "tvc_frames")]
     pub tvc_frames: TvcFrames,
     /// DC: `video` or `segments`.
-    #[serde(default = "frames_from")]
     pub frames_from: FramesFrom,
     /// SN: keep every k-th color frame of a scan (1: all).
-    #[serde(default = "one_step")]
     pub frame_step: u32,
-}
-
-fn one_step() -> u32 {
-    1
-}
-
-fn clip_seconds() -> f64 {
-    30.0
-}
-fn pass1() -> u8 {
-    1
-}
-fn clip_mode() -> ClipMode {
-    ClipMode::Windows
-}
-fn density_gap() -> f64 {
-    10.0
-}
-fn object_tolerance() -> f64 {
-    1.0
-}
-fn tvc_frames() -> TvcFrames {
-    TvcFrames::Original
-}
-fn frames_from() -> FramesFrom {
-    FramesFrom::Video
 }
 
 impl Default for CorpusConfig {
     fn default() -> Self {
         CorpusConfig {
-            clip_seconds: clip_seconds(),
+            clip_seconds: 30.0,
             clip_stride: None,
-            clips: clip_mode(),
-            density_gap: density_gap(),
+            clips: ClipMode::Windows,
+            density_gap: 10.0,
             strip_markers: false,
-            narration_pass: pass1(),
+            narration_pass: 1,
             objects: None,
-            object_tolerance: object_tolerance(),
+            object_tolerance: 1.0,
             subtitles: None,
-            tvc_frames: tvc_frames(),
-            frames_from: frames_from(),
+            tvc_frames: TvcFrames::Original,
+            frames_from: FramesFrom::Video,
             frame_step: 1,
         }
     }
@@ -697,8 +587,16 @@ pub fn folder_dedup_config(sets: &[String]) -> Result<DedupConfig> {
     serde_path_to_error::deserialize(value).map_err(|e| Error::ConfigKey {
         path: here.to_path_buf(),
         key: format!("dedup.{}", e.path()),
-        message: e.into_inner().to_string(),
+        message: without_key_trailer(&e.into_inner().to_string()),
     })
+}
+
+/// A TOML value error without the `in `key`` line toml appends: the error names the key once.
+fn without_key_trailer(message: &str) -> String {
+    match message.trim_end().rsplit_once('\n') {
+        Some((head, last)) if last.starts_with("in `") => head.trim_end().to_string(),
+        _ => message.trim_end().to_string(),
+    }
 }
 
 impl Scenario {
@@ -732,7 +630,7 @@ impl Scenario {
                     } else {
                         key
                     },
-                    message: e.into_inner().to_string(),
+                    message: without_key_trailer(&e.into_inner().to_string()),
                 }
             })?;
         let scenario = Self::resolve(file, config, table, &overridden)?;
@@ -851,6 +749,23 @@ impl Scenario {
             }
             None => None,
         };
+        // The Syphus prompt and candidate files, relative to the scenario file like the model.
+        let mut config = config;
+        for (key, slot) in [
+            ("syphus.prompt", &mut config.syphus.prompt),
+            ("syphus.candidates", &mut config.syphus.candidates),
+        ] {
+            if let Some(p) = slot.as_mut() {
+                let full = absolute(&base_for(key), p);
+                if !full.is_file() {
+                    return Err(key_err(
+                        key,
+                        format!("file {} does not exist", full.display()),
+                    ));
+                }
+                *p = full;
+            }
+        }
         let name = config.name.clone().unwrap_or_else(|| {
             file.file_stem()
                 .map(|s| s.to_string_lossy().into_owned())
@@ -875,6 +790,12 @@ impl Scenario {
     /// Range checks serde cannot express.
     fn validate(&self) -> Result<()> {
         let c = &self.config;
+        if !c.syphus.endpoint.is_empty() {
+            c.syphus.validate().map_err(|e| Error::Config {
+                path: self.file.clone(),
+                message: e.to_string(),
+            })?;
+        }
         let bad = |key: &str, message: &str| {
             Err(Error::ConfigKey {
                 path: self.file.clone(),
@@ -900,7 +821,7 @@ impl Scenario {
         if !(1..=100).contains(&c.image.quality) {
             return bad("image.quality", "must be between 1 and 100");
         }
-        if !crate::imaging::valid_reducing_gap(c.image.reducing_gap) {
+        if !valid_reducing_gap(c.image.reducing_gap) {
             return bad(
                 "image.reducing_gap",
                 "must be 0 (off) or a number of at least 1",
@@ -935,6 +856,12 @@ impl Scenario {
         if !(-1.0..=1.0).contains(&c.dedup.min_cosine) {
             return bad("dedup.min_cosine", "must be between -1 and 1");
         }
+        if !(0.0..=1.0).contains(&c.filter.uniform_ratio) {
+            return bad("filter.uniform_ratio", "must be between 0 and 1");
+        }
+        if !(0.0..=2000.0).contains(&c.filter.min_sharpness) {
+            return bad("filter.min_sharpness", "must be between 0 and 2000");
+        }
         if c.pack.max_part_bytes == 0 || c.pack.max_part_bytes > 2 << 30 {
             return bad(
                 "pack.max_part_bytes",
@@ -947,38 +874,17 @@ impl Scenario {
                 "wds_max_samples and wds_max_bytes must be at least 1",
             );
         }
-        if crate::shards::instructions::RelIns::parse(&c.pack.rel_ins).is_none() {
-            return bad(
-                "pack.rel_ins",
-                "must be `unit` (other instructions of the same unit) or `knn:K` (instructions \
-                 of the K visually nearest units, 1 <= K <= 64; needs features.model)",
-            );
-        }
         if c.dedup.semantic && c.features.model.is_none() {
             return bad(
                 "dedup.semantic",
                 "semantic dedup compares CLIP embeddings: set features.model",
             );
         }
-        if c.pack.rel_ins.starts_with("knn:") && c.features.model.is_none() {
+        if matches!(c.pack.rel_ins, RelIns::Knn(_)) && c.features.model.is_none() {
             return bad(
                 "pack.rel_ins",
                 "`knn:K` chooses examples by CLIP features: set features.model",
             );
-        }
-        if c.features
-            .device
-            .parse::<crate::features::DeviceSpec>()
-            .is_err()
-        {
-            return bad("features.device", "must be auto, cpu, cuda or cuda:N");
-        }
-        if c.features
-            .precision
-            .parse::<crate::features::Precision>()
-            .is_err()
-        {
-            return bad("features.precision", "must be auto, fp32, fp16 or bf16");
         }
         if c.features.batch == 0 || c.features.shard_rows == 0 {
             return bad(
@@ -1002,7 +908,12 @@ impl Scenario {
         let mut picked = serde_json::Map::new();
         picked.insert("scenario".into(), self.code.as_str().into());
         for s in sections {
-            if let Some(v) = self.table.get(*s) {
+            // `section.key` picks one key of a section (a stage reading only that key).
+            let v = match s.split_once('.') {
+                Some((section, key)) => self.table.get(section).and_then(|t| t.get(key)),
+                None => self.table.get(*s),
+            };
+            if let Some(v) = v {
                 let json = serde_json::to_value(v).unwrap_or(serde_json::Value::Null);
                 picked.insert((*s).to_string(), json);
             }
@@ -1206,6 +1117,15 @@ fps = 0.5
             .unwrap_err()
             .to_string();
         assert!(err.contains("bogus"), "{err}");
+    }
+
+    #[test]
+    fn a_key_is_named_once() {
+        assert_eq!(
+            without_key_trailer("invalid type: string \"abc\", expected f64\nin `keyframes.fps`\n"),
+            "invalid type: string \"abc\", expected f64"
+        );
+        assert_eq!(without_key_trailer("plain"), "plain");
     }
 
     #[test]

@@ -28,6 +28,12 @@ pub enum Error {
     NotBuilt { what: String },
     #[error("{0}")]
     Invalid(String),
+    /// Another process is writing the run folder (see [`crate::lock`]).
+    #[error(
+        "{path}: in use by another writer ({holder}); wait for it to finish, or run again \
+         without --no-wait to wait"
+    )]
+    Busy { path: PathBuf, holder: String },
     /// A flag value the command cannot take (`--batch 0`, `--size 0`, ...): bad usage, exit 2.
     #[error("{0}")]
     Usage(String),

@@ -11,18 +11,20 @@
 //! frames at `i / sequence_fps` seconds and go through the same sampling, resizing and naming as
 //! video frames; its key is the folder's path relative to the input with `/` as `_` (see
 //! `frames/sequence.rs`).
+//!
+//! Videos and sequences are sampled by [`video::sample_into`], the loop the keyframes stage
+//! uses too.
 
 mod sequence;
 
-use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
 use crate::config::{ImageConfig, ImageFormat};
 use crate::error::{Error, Result};
-use crate::model::{FrameRecord, Reject, RgbFrame};
-use crate::video::{self, Sampling};
+use crate::model::{FrameRecord, Reject};
+use crate::video::{self, Prepared, Sampling};
 
 pub struct FramesRequest {
     pub input: PathBuf,
@@ -90,10 +92,7 @@ pub fn extract(req: &FramesRequest) -> Result<FramesSummary> {
     let watchdog = crate::watchdog::Watchdog::start("frames", crate::watchdog::DEFAULT_AFTER);
     let one = |(source, key): &(&Source, &String)| -> Extracted {
         let _running = watchdog.track(&source.path().display().to_string());
-        match source {
-            Source::Video(path) => Ok((extract_video(req, path, key, ext)?, Vec::new())),
-            Source::Sequence { dir, pictures } => sequence::extract(req, dir, pictures, key, ext),
-        }
+        extract_source(req, source, key, ext)
     };
     // One source: run outside the rayon pool, so that a video's decoder gets the pool's threads.
     let results: Vec<Extracted> = if jobs.len() == 1 {
@@ -240,25 +239,6 @@ fn unit_keys(input: &Path, sources: &[Source]) -> Vec<String> {
     keys
 }
 
-/// A kept frame resized, encoded and hashed, not yet written.
-struct Prepared {
-    width: u32,
-    height: u32,
-    pixel_hash: String,
-    bytes: Vec<u8>,
-}
-
-fn prepare(image: &RgbFrame, cfg: &ImageConfig) -> std::result::Result<Prepared, String> {
-    let img = crate::imaging::resize(image, cfg).map_err(|e| e.to_string())?;
-    let bytes = crate::imaging::encode(&img, cfg).map_err(|e| e.to_string())?;
-    Ok(Prepared {
-        width: img.width,
-        height: img.height,
-        pixel_hash: crate::imaging::pixel_hash(&img),
-        bytes,
-    })
-}
-
 /// Writes the `i`-th kept frame of `key` as `DIR/{key}/{i:06}.{ext}`; errors name that file.
 fn store(
     req: &FramesRequest,
@@ -283,50 +263,79 @@ fn store(
     })
 }
 
-fn extract_video(
-    req: &FramesRequest,
-    path: &Path,
-    key: &str,
-    ext: &str,
-) -> std::result::Result<Vec<Written>, Reject> {
-    let reject = |error: String| Reject {
+/// Samples one source ([`video::sample_into`]) and writes its kept frames under the next
+/// indices of `key` (a batch in parallel). A sequence's pictures that could not be used are
+/// rejects naming the picture; a frame that could not be written loses the whole source.
+fn extract_source(req: &FramesRequest, source: &Source, key: &str, ext: &str) -> Extracted {
+    let whole = |error: String| Reject {
         stage: "frames".into(),
         item: key.to_string(),
-        path: path.display().to_string(),
+        path: source.path().display().to_string(),
         error,
     };
-    let mut written = Vec::new();
-    let mut failure = None;
-    let mut on_frame = |f: video::SampledFrame| {
-        let stored = prepare(&f.image, &req.image)
-            .and_then(|p| store(req, key, ext, written.len(), f.time_s, p));
-        match stored {
-            Ok(record) => {
-                written.push(Written {
-                    record,
-                    picture: None,
-                });
-                ControlFlow::Continue(())
-            }
-            Err(e) => {
-                failure = Some(e);
-                ControlFlow::Break(())
-            }
-        }
+    let whole_file = [None];
+    let (from, pictures) = match source {
+        Source::Video(path) => (
+            video::Source::Video {
+                path,
+                spans: &whole_file,
+            },
+            &[][..],
+        ),
+        Source::Sequence { dir, pictures } => (
+            video::Source::Sequence {
+                dir,
+                pictures,
+                fps: req.sequence_fps,
+            },
+            &pictures[..],
+        ),
     };
-    let info = video::sample(path, &req.sampling, None, Some(&req.image), &mut on_frame)
-        .map_err(|e| reject(e.to_string()))?;
-    if let Some(e) = failure {
-        return Err(reject(e));
-    }
-    if info.decode_errors > 0 {
-        tracing::warn!(
-            "{}: {} decoder errors (frames around them skipped)",
-            path.display(),
-            info.decode_errors
-        );
-    }
-    Ok(written)
+    let policy = video::Policy {
+        sampling: &req.sampling,
+        image: &req.image,
+        max_frames: 0,
+        letterbox: None,
+    };
+    let mut written: Vec<Written> = Vec::new();
+    let mut sink = |batch: Vec<video::KeptFrame>| -> std::result::Result<(), String> {
+        let first = written.len();
+        let stored: Vec<std::result::Result<Written, String>> = batch
+            .into_par_iter()
+            .enumerate()
+            .map(|(n, f)| {
+                store(req, key, ext, first + n, f.time_s, f.frame).map(|record| Written {
+                    record,
+                    picture: f.picture.map(|p| pictures[p].clone()),
+                })
+            })
+            .collect();
+        for w in stored {
+            written.push(w?);
+        }
+        Ok(())
+    };
+    let skipped = video::sample_into(&from, &policy, &mut sink).map_err(|e| match e {
+        video::SampleError::Source(m) | video::SampleError::Sink(m) => whole(m),
+    })?;
+    let rejects = skipped
+        .into_iter()
+        .map(|s| {
+            let shown = pictures[s.picture].display().to_string();
+            let error = if s.error.contains(&shown) {
+                s.error
+            } else {
+                format!("{shown}: {}", s.error)
+            };
+            Reject {
+                stage: "frames".into(),
+                item: key.to_string(),
+                path: shown,
+                error,
+            }
+        })
+        .collect();
+    Ok((written, rejects))
 }
 
 #[cfg(test)]

@@ -1,18 +1,27 @@
 //! mimicit turns raw vision corpora into MIMIC-IT training data.
 //!
-//! A run of one scenario goes through numbered stages; each reads the previous stage's tables
-//! from `OUT/{CODE}/`, writes its own atomically and records itself in `OUT/manifest.json`, so a
-//! run that stops half way continues where it stopped:
+//! A run of one scenario goes through stages; each reads the previous stages' tables from
+//! `OUT/{CODE}/`, writes its own atomically and records itself in `OUT/manifest.json`, so a run
+//! that stops half way continues where it stopped. Each stage is one file of [`stages`] with one
+//! implementation of [`stages::Stage`]; [`stages::StageId`] lists them in run order:
 //!
-//! 1. **scan**: a corpus adapter lists the visual units, their media and annotations
-//!    (`units.parquet`);
-//! 2. **keyframes**: decode, sample, resize and encode the frames of every unit
-//!    (`frames/`, `frames.parquet`);
-//! 3. **dedup**: exact, perceptual and semantic duplicates, with a remap to the kept frame;
-//! 4. **features**: CLIP image features via libtorch, on CUDA when present;
-//! 5. **metadata**: the exact files the Syphus instruction generator reads;
-//! 6. **pack**: trainer-ready shards (`{CODE}.parquet`, `{CODE}_instructions.json`,
-//!    `{CODE}_train.json`), `data.yaml`.
+//! 1. **scan** ([`stages::scan`], adapters in [`corpus`]): the visual units, their media and
+//!    annotations (`units.parquet`, `media.parquet`, `annotations.parquet`);
+//! 2. **keyframes** ([`stages::keyframes`], over [`video`] and [`imaging`]): decode, sample,
+//!    resize and store the frames of every unit (`frames/`, `frames.parquet`);
+//! 3. **dedup** ([`stages::dedup`], [`dedup`]): exact, perceptual and semantic duplicates and the
+//!    quality filters, with a remap to the kept frame (`dedup.parquet`);
+//! 4. **features** ([`stages::features`], [`features`]): CLIP image features via libtorch, on
+//!    CUDA when present;
+//! 5. **metadata** ([`stages::metadata`]): the exact files the Syphus instruction generator
+//!    reads (`syphus/`);
+//! 6. **pack** ([`stages::pack`], [`shards`]): trainer-ready shards (Otter's parquet,
+//!    instructions and train files, WebDataset, Hugging Face `datasets`, LLaVA, ShareGPT),
+//!    `data.yaml`.
+//!
+//! [`pipeline`] runs them, naming none: it owns the manifest ([`manifest`]), rejects and
+//! timings. [`config`] parses a scenario once into typed settings; [`model`] holds the domain
+//! types every module shares.
 //!
 //! `verify` re-hashes every output against the manifest; `report` renders a run as HTML.
 //!
@@ -20,18 +29,27 @@
 //! units ([`partition`]) and `merge` joins the shares and runs the whole-corpus steps
 //! ([`merge`]), giving the bytes of a single run.
 
+// Unsafe code only where FFI lives (FFmpeg, syncfs, getrusage, the lock's host and pid checks),
+// each module allowing it for itself and each block with its SAFETY note.
+#![deny(unsafe_code)]
+
+#[allow(unsafe_code)] // FFI: see the SAFETY notes in the module
 pub mod atomic;
-pub mod cli;
 pub mod config;
 pub mod corpus;
+#[allow(unsafe_code)] // FFI: see the SAFETY notes in the module
 pub mod cpu_time;
 pub mod dedup;
 pub mod error;
 pub mod faults;
 pub mod features;
 pub mod frames;
+pub mod gc;
+pub mod hashing;
 pub mod imaging;
 pub mod journal;
+#[allow(unsafe_code)] // FFI: see the SAFETY notes in the module
+pub mod lock;
 pub mod manifest;
 pub mod merge;
 pub mod model;
@@ -41,10 +59,12 @@ pub mod progress;
 pub mod report;
 pub mod shards;
 pub mod stages;
+pub mod syphus;
 pub mod tables;
 #[doc(hidden)]
 pub mod testkit;
 pub mod verify;
+#[allow(unsafe_code)] // FFI: see the SAFETY notes in the module
 pub mod video;
 pub mod watchdog;
 

@@ -1,8 +1,10 @@
-//! The `mimicit` binary: parse, run, map the result to an exit status. Everything else is in
-//! the library.
+//! The `mimicit` binary: the command line ([`cli`]: flags, their checks, exit codes, stderr
+//! formatting) over the library, which does the work.
+
+mod cli;
 
 use clap::Parser;
-use mimicit::cli::{self, Cli};
+use cli::Cli;
 
 fn main() {
     let cli = Cli::parse();
@@ -10,12 +12,7 @@ fn main() {
     let code = match cli::execute(cli) {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("mimicit: {err}");
-            let mut source = std::error::Error::source(&err);
-            while let Some(s) = source {
-                eprintln!("  caused by: {s}");
-                source = s.source();
-            }
+            eprintln!("{}", cli::error_text(&err));
             cli::exit_code(&err)
         }
     };

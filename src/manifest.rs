@@ -7,12 +7,12 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, IoContext, Result};
+pub use crate::hashing::{hash_file, hash_str};
 
 pub const FILE_NAME: &str = "manifest.json";
 pub const FORMAT: &str = "mimicit-manifest";
@@ -143,23 +143,6 @@ impl StageEntry {
     }
 }
 
-/// blake3 of a file's bytes, hex, streaming (no whole-file buffer).
-pub fn hash_file(path: &Path) -> Result<(u64, String)> {
-    let mut f = File::open(path).at(path)?;
-    let mut h = blake3::Hasher::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut n = 0u64;
-    loop {
-        let k = f.read(&mut buf).at(path)?;
-        if k == 0 {
-            break;
-        }
-        h.update(&buf[..k]);
-        n += k as u64;
-    }
-    Ok((n, h.finalize().to_hex().to_string()))
-}
-
 /// The row count recorded for an output file, by its kind (see [`OutputFile::rows`]).
 pub fn count_rows(path: &Path) -> Result<Option<u64>> {
     let name = path
@@ -205,10 +188,6 @@ pub fn count_rows(path: &Path) -> Result<Option<u64>> {
     } else {
         None
     })
-}
-
-pub fn hash_str(s: &str) -> String {
-    blake3::hash(s.as_bytes()).to_hex().to_string()
 }
 
 /// Describes files under `out` for the manifest: relative path, size and blake3, sorted.

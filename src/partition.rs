@@ -11,10 +11,8 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use crate::config::{DedupScope, Scenario};
 use crate::corpus::ScanResult;
 use crate::error::{Error, Result};
-use crate::pipeline::Stage;
 
 /// The folder under `OUT` that holds the partition run folders.
 pub const DIR: &str = "partitions";
@@ -103,40 +101,14 @@ pub fn restrict_scan(found: ScanResult, p: Partition) -> ScanResult {
     }
 }
 
-/// Where a stage's work is done when a corpus is split.
+/// Where a stage's work is done when a corpus is split (each stage says which:
+/// [`crate::stages::Stage::placement`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Placement {
     /// Unit by unit, in each partition; `merge` joins the partitions' outputs.
     Partitions,
     /// Over the whole corpus, in `merge`, after the partitioned stages are joined.
     Merge,
-}
-
-/// Where `stage` runs for this scenario: scan, keyframes, dedup with `scope = "unit"` and the
-/// feature vectors in the partitions; dedup with `scope = "corpus"` (frames are compared across
-/// units), metadata (one file per scenario) and pack (instruction numbering and parquet parts
-/// span the corpus) in `merge`. The features stage's `pairs.parquet` needs every vector: the
-/// partitions write only the vectors and `merge` searches the pairs.
-pub fn placement(stage: Stage, scenario: &Scenario) -> Placement {
-    match stage {
-        Stage::Scan | Stage::Keyframes | Stage::Features => Placement::Partitions,
-        Stage::Dedup if scenario.config.dedup.scope == DedupScope::Unit => Placement::Partitions,
-        Stage::Dedup | Stage::Metadata | Stage::Pack => Placement::Merge,
-    }
-}
-
-/// Why a partition does not run `stage`, if so.
-pub fn off_reason(stage: Stage, scenario: &Scenario) -> Option<String> {
-    (placement(stage, scenario) == Placement::Merge).then(|| match stage {
-        Stage::Dedup => {
-            "dedup.scope = corpus compares frames across partitions: it runs in `mimicit merge`"
-                .to_string()
-        }
-        _ => format!(
-            "the {} stage works on the whole corpus: it runs in `mimicit merge`",
-            stage.name()
-        ),
-    })
 }
 
 /// The partition folders of a split run under `out`: those of `count` partitions when given

@@ -1,8 +1,9 @@
 //! Runs the stages of one scenario in order, skipping what the manifest says is finished with
 //! the same settings and inputs, recording rejects, and summing up.
 //!
-//! Stage kinds: each stage is a function from a [`StageContext`] to a [`StageOutput`]. The
-//! pipeline, not the stage, owns the manifest, the rejects file and the timing.
+//! The stages are the registry's ([`StageId`]), each an implementation of [`Stage`] that owns
+//! its facts; the pipeline names none of them. It owns the manifest, the rejects file, the
+//! timing, and the decision to skip or run.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -11,94 +12,9 @@ use crate::config::Scenario;
 use crate::error::{Error, Result};
 use crate::manifest::{self, Counts, Manifest, StageEntry};
 use crate::model::Reject;
-use crate::partition::Partition;
+use crate::partition::{Partition, Placement};
 use crate::progress::ProgressMode;
-use crate::stages;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
-pub enum Stage {
-    Scan,
-    Keyframes,
-    Dedup,
-    Features,
-    Metadata,
-    Pack,
-}
-
-impl Stage {
-    pub const ALL: [Stage; 6] = [
-        Stage::Scan,
-        Stage::Keyframes,
-        Stage::Dedup,
-        Stage::Features,
-        Stage::Metadata,
-        Stage::Pack,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Stage::Scan => "scan",
-            Stage::Keyframes => "keyframes",
-            Stage::Dedup => "dedup",
-            Stage::Features => "features",
-            Stage::Metadata => "metadata",
-            Stage::Pack => "pack",
-        }
-    }
-
-    /// The config sections whose values change this stage's output.
-    fn sections(self) -> &'static [&'static str] {
-        match self {
-            Stage::Scan => &["source", "corpus", "metadata"],
-            Stage::Keyframes => &["keyframes", "image"],
-            Stage::Dedup => &["dedup"],
-            Stage::Features => &["features"],
-            Stage::Metadata => &["metadata"],
-            Stage::Pack => &["pack"],
-        }
-    }
-
-    /// The stages whose output this one reads (it must be finished first).
-    fn needs(self) -> &'static [Stage] {
-        match self {
-            Stage::Scan => &[],
-            Stage::Keyframes => &[Stage::Scan],
-            Stage::Dedup | Stage::Features => &[Stage::Keyframes],
-            Stage::Metadata => &[Stage::Scan, Stage::Keyframes],
-            Stage::Pack => &[Stage::Scan, Stage::Keyframes],
-        }
-    }
-
-    /// Whether this version of mimicit implements the stage.
-    pub fn is_built(self) -> bool {
-        stages::is_built(self)
-    }
-}
-
-/// What a stage gets to work with.
-pub struct StageContext<'a> {
-    pub scenario: &'a Scenario,
-    /// The run's output folder (`OUT`).
-    pub out: &'a Path,
-    /// This scenario's folder, `OUT/{CODE}`.
-    pub dir: PathBuf,
-    pub progress: ProgressMode,
-    /// Hash of this stage's settings and inputs, for per-item journals: an entry made with
-    /// other settings or from other inputs never counts as finished work.
-    pub config_hash: String,
-    /// The partition this run covers, when the corpus is split (`--partition i/N`).
-    pub partition: Option<Partition>,
-}
-
-/// What a stage produced.
-#[derive(Debug, Default)]
-pub struct StageOutput {
-    pub counts: Counts,
-    /// Every file written, absolute; recorded in the manifest (the rejects file is added by the
-    /// pipeline).
-    pub outputs: Vec<PathBuf>,
-    pub rejects: Vec<Reject>,
-}
+use crate::stages::{StageContext, StageId};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
@@ -110,7 +26,7 @@ pub enum Status {
 
 #[derive(Debug, Clone)]
 pub struct StageSummary {
-    pub stage: Stage,
+    pub stage: StageId,
     pub status: Status,
     pub counts: Counts,
     pub wall_s: f64,
@@ -125,13 +41,25 @@ pub struct RunSummary {
 }
 
 impl RunSummary {
+    /// Records a stage that did not run (not built, off, or left to `merge`) and why.
+    fn not_run(&mut self, stage: StageId, status: Status, note: String) {
+        self.stages.push(StageSummary {
+            stage,
+            status,
+            counts: Counts::default(),
+            wall_s: 0.0,
+            cpu_s: None,
+            note,
+        });
+    }
+
     pub fn rejected(&self) -> u64 {
         self.stages.iter().map(|s| s.counts.rejected).sum()
     }
 }
 
 pub struct RunOptions {
-    pub stages: Vec<Stage>,
+    pub stages: Vec<StageId>,
     /// Stages named explicitly by the user: asking for one that is not built is an error.
     pub explicit: bool,
     /// Run even when the manifest says the stage is finished.
@@ -165,6 +93,8 @@ pub fn run(scenario: &Scenario, out: &Path, opts: &RunOptions) -> Result<RunSumm
         }
         _ => (base.clone(), None),
     };
+    // One writer per run folder (a no-op when the command line already holds it).
+    let _lock = crate::lock::acquire_here(&out)?;
     let merge_from: Vec<PathBuf> = match &opts.scope {
         Scope::Merge(parts) => parts.iter().map(|p| p.dir(&base)).collect(),
         _ => Vec::new(),
@@ -180,49 +110,27 @@ pub fn run(scenario: &Scenario, out: &Path, opts: &RunOptions) -> Result<RunSumm
     let mut stages = opts.stages.clone();
     stages.sort();
     stages.dedup();
-    for stage in stages {
+    for id in stages {
+        let stage = id.stage();
         if !stage.is_built() {
             if opts.explicit {
                 return Err(Error::NotBuilt {
                     what: format!("the {} stage", stage.name()),
                 });
             }
-            summary.stages.push(StageSummary {
-                stage,
-                status: Status::NotBuilt,
-                counts: Counts::default(),
-                wall_s: 0.0,
-                cpu_s: None,
-                note: "not built yet".into(),
-            });
+            summary.not_run(id, Status::NotBuilt, "not built yet".into());
             continue;
         }
-        if let Some(reason) = stages::off_reason(stage, scenario) {
-            summary.stages.push(StageSummary {
-                stage,
-                status: Status::Off,
-                counts: Counts::default(),
-                wall_s: 0.0,
-                cpu_s: None,
-                note: reason,
-            });
+        if let Some(reason) = stage.off_reason(scenario) {
+            summary.not_run(id, Status::Off, reason);
             continue;
         }
-        if partition.is_some() {
-            if let Some(reason) = crate::partition::off_reason(stage, scenario) {
-                // A stale entry of an earlier whole run must not feed the later stages.
-                manifest.clear_stage(code, stage.name());
-                manifest.save(&out)?;
-                summary.stages.push(StageSummary {
-                    stage,
-                    status: Status::Off,
-                    counts: Counts::default(),
-                    wall_s: 0.0,
-                    cpu_s: None,
-                    note: reason,
-                });
-                continue;
-            }
+        if partition.is_some() && stage.placement(scenario) == Placement::Merge {
+            // A stale entry of an earlier whole run must not feed the later stages.
+            manifest.clear_stage(code, stage.name());
+            manifest.save(&out)?;
+            summary.not_run(id, Status::Off, stage.merge_only_reason(scenario));
+            continue;
         }
         for need in stage.needs() {
             if manifest.stage(code, need.name()).is_none() {
@@ -240,7 +148,7 @@ pub fn run(scenario: &Scenario, out: &Path, opts: &RunOptions) -> Result<RunSumm
             env!("CARGO_PKG_VERSION"),
             scenario.sections_json(stage.sections())
         ));
-        let input_hash = input_hash(stage, scenario, &manifest)?;
+        let input_hash = stage.input_hash(scenario, &manifest)?;
         // Merging: the stages the partitions ran are always joined anew from their folders (the
         // partitions may have changed since the last merge).
         let sources = if merge_from.is_empty() {
@@ -255,7 +163,7 @@ pub fn run(scenario: &Scenario, out: &Path, opts: &RunOptions) -> Result<RunSumm
                 && done.outputs_present(&out)
             {
                 summary.stages.push(StageSummary {
-                    stage,
+                    stage: id,
                     status: Status::UpToDate,
                     counts: done.counts,
                     wall_s: 0.0,
@@ -267,7 +175,7 @@ pub fn run(scenario: &Scenario, out: &Path, opts: &RunOptions) -> Result<RunSumm
         }
         crate::faults::enter_stage(Some(stage.name()));
         // Whatever ran after this stage was built on the old output.
-        for later in Stage::ALL.iter().filter(|s| **s > stage) {
+        for later in StageId::ALL.iter().filter(|s| **s > id) {
             manifest.clear_stage(code, later.name());
         }
         manifest.clear_stage(code, stage.name());
@@ -285,9 +193,11 @@ pub fn run(scenario: &Scenario, out: &Path, opts: &RunOptions) -> Result<RunSumm
         };
         let mut output = match &sources {
             Some(dirs) => crate::merge::combine(stage, &ctx, dirs)?,
-            None => stages::run(stage, &ctx)?,
+            None => stage.run(&ctx)?,
         };
-        for r in &output.rejects {
+        let roots = RejectRoots::new(scenario, &out);
+        for r in &mut output.rejects {
+            roots.relativise(r);
             tracing::warn!("{}: {} ({}): {}", r.stage, r.item, r.path, r.error);
         }
         output.counts.rejected = output.rejects.len() as u64;
@@ -305,7 +215,7 @@ pub fn run(scenario: &Scenario, out: &Path, opts: &RunOptions) -> Result<RunSumm
         manifest.set_stage(code, &scenario.name, stage.name(), entry);
         manifest.save(&out)?;
         summary.stages.push(StageSummary {
-            stage,
+            stage: id,
             status: Status::Ran,
             counts: output.counts,
             wall_s: started.elapsed().as_secs_f64(),
@@ -317,45 +227,57 @@ pub fn run(scenario: &Scenario, out: &Path, opts: &RunOptions) -> Result<RunSumm
     }
     crate::faults::enter_stage(None);
     write_timings(&dir, &summary)?;
-    if manifest
-        .scenarios
-        .values()
-        .any(|s| s.stages.contains_key("pack"))
-    {
-        stages::pack::write_data_yaml(&out, &manifest)?;
+    for id in StageId::ALL {
+        id.stage().after_run(&out, &manifest)?;
     }
     Ok(summary)
 }
 
-fn input_hash(stage: Stage, scenario: &Scenario, manifest: &Manifest) -> Result<String> {
-    if stage == Stage::Scan {
-        return crate::corpus::fingerprint(scenario);
-    }
-    let mut h = blake3::Hasher::new();
-    let semantic = stage == Stage::Dedup && scenario.config.dedup.semantic;
-    if stage == Stage::Features || semantic {
-        if semantic {
-            h.update(format!("precision {}\n", scenario.config.features.precision).as_bytes());
+/// Where a corpus and a run folder are, so that rejects name files relative to them: a reject's
+/// `path` and the paths in its `error` under the corpus root become relative to the root, those
+/// under `OUT` (or the partition folder) relative to it. Rejects then do not depend on where a
+/// corpus is mounted or a run folder lives, and a merge's equal a single run's.
+pub struct RejectRoots {
+    /// (prefix with a trailing `/`), longest first: a run folder inside the corpus root is
+    /// matched as the run folder.
+    prefixes: Vec<String>,
+}
+
+impl RejectRoots {
+    pub fn new(scenario: &Scenario, out: &Path) -> RejectRoots {
+        let mut prefixes = Vec::new();
+        for p in [scenario.root.as_path(), out] {
+            let mut forms = vec![p.to_path_buf()];
+            if let Ok(c) = std::fs::canonicalize(p) {
+                forms.push(c);
+            }
+            for f in forms {
+                let s = f.to_string_lossy().trim_end_matches('/').to_string();
+                if !s.is_empty() {
+                    prefixes.push(format!("{s}/"));
+                }
+            }
         }
-        if let Some(model) = &scenario.model {
-            // The weights, not only the path, decide the vectors.
-            h.update(format!("model {}\n", crate::features::model_fingerprint(model)?).as_bytes());
-        }
+        prefixes.sort_by(|a, b| b.len().cmp(&a.len()).then(a.cmp(b)));
+        prefixes.dedup();
+        RejectRoots { prefixes }
     }
-    if stage == Stage::Pack {
-        for a in &scenario.answers {
-            let (n, hash) = manifest::hash_file(a)?;
-            h.update(format!("answers {n} {hash}\n").as_bytes());
-        }
+
+    /// Rewrites `r.path` and the paths in `r.error` relative to the corpus root or `OUT`.
+    pub fn relativise(&self, r: &mut Reject) {
+        r.path = self.rewrite(&r.path);
+        r.error = self.rewrite(&r.error);
     }
-    // Every earlier stage that has run feeds the later ones (dedup remaps frames, features are
-    // packed), so all earlier outputs count, not only the required ones.
-    for earlier in Stage::ALL.iter().filter(|s| **s < stage) {
-        if let Some(e) = manifest.stage(scenario.code.as_str(), earlier.name()) {
-            h.update(format!("{} {}\n", earlier.name(), e.outputs_hash()).as_bytes());
+
+    fn rewrite(&self, text: &str) -> String {
+        let mut text = text.to_string();
+        for p in &self.prefixes {
+            if text.contains(p.as_str()) {
+                text = text.replace(p.as_str(), "");
+            }
         }
+        text
     }
-    Ok(h.finalize().to_hex().to_string())
 }
 
 /// `OUT/{CODE}/timings.json`: wall and CPU time per stage of the last run. It is the one file

@@ -12,9 +12,8 @@ use std::path::Path;
 
 use polars::prelude::*;
 
-use crate::dedup::{DedupRow, Method};
 use crate::error::{Error, Result};
-use crate::model::{FrameRecord, Reject, Unit, UnitMedia};
+use crate::model::{DedupRow, FrameRecord, Method, Reject, Unit, UnitMedia};
 
 fn table_err(path: &Path, e: impl std::fmt::Display) -> Error {
     Error::Json {
@@ -66,7 +65,7 @@ pub fn read_string_column(path: &Path, name: &str) -> Result<Vec<String>> {
 
 /// Writes `units.parquet`: the flat columns people query (`unit_id`, `scenario`, `source`,
 /// `kind`, `path`, `start_s`, `end_s`, `duration_s`, `images`, `media_found`) and the JSON
-/// columns stages read back (`media`, `times`, `annotation`). `media` gives each media path's
+/// columns stages read back (`media`, `times`, `annotation`, `records`). `media` gives each media path's
 /// probe, for durations.
 pub fn write_units(
     path: &Path,
@@ -163,6 +162,10 @@ pub fn write_units(
                 .iter()
                 .map(|u| json(&u.annotation))
                 .collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "records".into(),
+            units.iter().map(|u| json(&u.records)).collect::<Vec<_>>(),
         ),
     ];
     let df = DataFrame::new(n, cols).map_err(|e| table_err(path, e))?;
@@ -299,6 +302,7 @@ pub fn read_units(path: &Path) -> Result<Vec<Unit>> {
     let s = |name: &str| -> Result<Vec<String>> { strings(&df, path, name) };
     let (ids, media, times, ann) = (s("unit_id")?, s("media")?, s("times")?, s("annotation")?);
     let sources = s("source")?;
+    let records = s("records")?;
     let parse = |what: &str, text: &str| -> Result<serde_json::Value> {
         serde_json::from_str(text).map_err(|e| table_err(path, format!("{what}: {e}")))
     };
@@ -312,6 +316,8 @@ pub fn read_units(path: &Path) -> Result<Vec<Unit>> {
             times: serde_json::from_value(parse("times", &times[i])?)
                 .map_err(|e| table_err(path, format!("times: {e}")))?,
             annotation: parse("annotation", &ann[i])?,
+            records: serde_json::from_value(parse("records", &records[i])?)
+                .map_err(|e| table_err(path, format!("records: {e}")))?,
         });
     }
     Ok(units)
@@ -632,6 +638,16 @@ mod tests {
                 },
                 times: vec![0.5, 2.0],
                 annotation: serde_json::json!({"sentences": ["a", "b"]}),
+                records: vec![
+                    crate::model::SourceRecord {
+                        position: 3,
+                        entry: serde_json::json!({"sentences": ["a"]}),
+                    },
+                    crate::model::SourceRecord {
+                        position: crate::model::SourceRecord::position(1, 0),
+                        entry: serde_json::Value::Null,
+                    },
+                ],
             },
             Unit {
                 id: "pair".into(),
@@ -644,6 +660,7 @@ mod tests {
                 },
                 times: vec![],
                 annotation: serde_json::json!(null),
+                records: Vec::new(),
             },
         ];
         let a = dir.path().join("a.parquet");

@@ -19,6 +19,17 @@ pub struct VerifyReport {
     pub files: u64,
     pub bytes: u64,
     pub problems: Vec<Problem>,
+    /// Frames in the frame stores that no table references (left by earlier settings or units
+    /// that failed half way): not a failure; `mimicit gc OUT` removes them.
+    pub unreferenced_frames: u64,
+    pub unreferenced_bytes: u64,
+    pub warnings: Vec<Warning>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Warning {
+    pub path: String,
+    pub warning: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -39,8 +50,16 @@ fn schema_for(path: &str) -> Option<&'static str> {
         include_str!("../schemas/train.schema.json")
     } else if name.ends_with("_query.json") && syphus {
         include_str!("../schemas/syphus_query.schema.json")
+    } else if name.contains("_answers.") && name.ends_with(".json") && syphus {
+        include_str!("../schemas/syphus_answers.schema.json")
     } else if path.ends_with("/wds/index.json") {
         include_str!("../schemas/wds_index.schema.json")
+    } else if name.ends_with("_llava.json") && path.contains("/chat/") {
+        include_str!("../schemas/llava.schema.json")
+    } else if name.ends_with("_sharegpt.json") && path.contains("/chat/") {
+        include_str!("../schemas/sharegpt.schema.json")
+    } else if path.ends_with("/chat/dataset_info.json") {
+        include_str!("../schemas/dataset_info.schema.json")
     } else {
         return None;
     })
@@ -97,6 +116,7 @@ pub fn verify(out: &Path) -> Result<VerifyReport> {
         }
     }
     listed.insert(crate::manifest::FILE_NAME.to_string());
+    let mut unreferenced: Vec<(String, u64, u64)> = Vec::new();
     for rel in &listed {
         if let Some(schema) = schema_for(rel) {
             if let Some(p) = check_schema(out, rel, schema) {
@@ -115,7 +135,26 @@ pub fn verify(out: &Path) -> Result<VerifyReport> {
             for p in check_frame_store(out, rel) {
                 problem(rel, p);
             }
+            if let Some(dir) = out.join(rel).parent() {
+                if let Ok((extra, _)) = crate::gc::unreferenced(dir) {
+                    if !extra.is_empty() {
+                        let bytes: u64 = extra.iter().map(|(_, b)| b).sum();
+                        unreferenced.push((rel.clone(), extra.len() as u64, bytes));
+                    }
+                }
+            }
         }
+    }
+    for (rel, n, b) in unreferenced {
+        let store = rel.replace("frames.parquet", "frames");
+        report.unreferenced_frames += n;
+        report.unreferenced_bytes += b;
+        report.warnings.push(Warning {
+            path: store,
+            warning: format!(
+                "{n} frames ({b} bytes) that no table references: `mimicit gc` removes them"
+            ),
+        });
     }
     report.files = files;
     report.bytes = bytes;

@@ -364,7 +364,9 @@ fn decoding_past_the_time_limit_is_rejected() {
         dc.root(),
         &["run", "scenario.toml", "--out", "out", "--item-timeout=-1"],
     );
-    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    // A flag value the command cannot take: bad usage.
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--item-timeout"), "{}", stderr(&o));
 }
 
 #[test]
@@ -789,7 +791,10 @@ fn output_folder_not_writable_is_an_error_naming_it() {
     };
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     let err = stderr(&o);
-    assert!(err.contains(out) && err.contains("ermission denied"), "{err}");
+    assert!(
+        err.contains(out) && err.contains("ermission denied"),
+        "{err}"
+    );
     assert!(!parent.join("out").exists());
 }
 

@@ -61,7 +61,14 @@ fn ffprobe_times(video: &Path, keyframes_only: bool) -> Option<Vec<f64>> {
 /// The container duration ffprobe reports, in seconds.
 fn ffprobe_duration(video: &Path) -> f64 {
     let o = Command::new("ffprobe")
-        .args(["-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0"])
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "format=duration",
+            "-of",
+            "csv=p=0",
+        ])
         .arg(video)
         .output()
         .expect("run ffprobe");
@@ -71,7 +78,10 @@ fn ffprobe_duration(video: &Path) -> f64 {
 fn assert_close(got: &[f64], want: &[f64], tolerance: f64, what: &str) {
     assert_eq!(got.len(), want.len(), "{what}: got {got:?}, want {want:?}");
     for (g, w) in got.iter().zip(want) {
-        assert!((g - w).abs() <= tolerance, "{what}: got {got:?}, want {want:?}");
+        assert!(
+            (g - w).abs() <= tolerance,
+            "{what}: got {got:?}, want {want:?}"
+        );
     }
 }
 
@@ -128,7 +138,10 @@ fn frames_policy_flags_choose_the_frames_their_rules_name() {
     ));
     let film_times = ffprobe_times(&film, false).unwrap();
     let got = frame_times(dir.path(), &film, &["--scene-cuts"]);
-    assert_eq!(got[0], film_times[0], "--scene-cuts starts with the first frame");
+    assert_eq!(
+        got[0], film_times[0],
+        "--scene-cuts starts with the first frame"
+    );
     let period = 1001.0 / 30000.0;
     for cut in golden["cuts"].as_array().unwrap() {
         let t = film_times[cut.as_u64().unwrap() as usize];
@@ -181,10 +194,7 @@ fn run_force_reruns_finished_stages_with_the_same_bytes() {
     let before = snapshot(&out);
     let o = mimicit(dir.path(), &["run", "scenarios/demo.toml", "--out", "out"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let ran: Vec<_> = statuses()
-        .into_iter()
-        .filter(|(_, s)| s == "ran")
-        .collect();
+    let ran: Vec<_> = statuses().into_iter().filter(|(_, s)| s == "ran").collect();
     assert!(ran.is_empty(), "a second run redid {ran:?}");
 
     let o = mimicit(

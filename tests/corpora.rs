@@ -187,9 +187,10 @@ fn spot_the_difference_from_fixtures() {
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
     let q = query(&out, "SD");
     assert_eq!(q.len(), 2);
-    assert_eq!(message(&q, "00076"), "there are no differences");
+    // The loader's ids: `img_id` as written, not the padded unit id.
+    assert_eq!(message(&q, "76"), "there are no differences");
     assert_eq!(
-        message(&q, "00235"),
+        message(&q, "235"),
         "the person in the blue shirt from the image on the left is no longer present\nthe dark grey suv is gone in the photo on the right"
     );
     let ids = check_frames(&out, "SD", &q);
@@ -235,15 +236,23 @@ fn tv_captions_from_fixtures() {
     );
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
     let q = query(&out, "TVC");
-    assert_eq!(q.len(), 3);
+    assert_eq!(q.len(), 4);
     assert_eq!(
         message(&q, "friends_s01e03_seg02_clip_19"),
         "1. Phoebe puts one of her ponytails in her mouth."
     );
-    // A TVR line and a TVC line of the same clip merge, in file order.
+    // A TVR line and a TVC line of the same clip: one unit, a query per line, in file order.
+    let moments: Vec<&str> = q
+        .iter()
+        .filter(|(id, _)| id == "friends_s08e08_seg01_clip_00")
+        .map(|(_, m)| m.as_str())
+        .collect();
     assert_eq!(
-        message(&q, "friends_s08e08_seg01_clip_00"),
-        "1. Rachel invites Phoebe to have dinner with her and her father.\n2. Rachael walks up to Phoebe and Phoebe turns around."
+        moments,
+        [
+            "1. Rachel invites Phoebe to have dinner with her and her father.",
+            "1. Rachael walks up to Phoebe and Phoebe turns around."
+        ]
     );
     let ids = check_frames(&out, "TVC", &q);
     // 40 frames: stride 2, start 1 -> files 00002, 00004, ..., 00040; the show prefix is added.
@@ -257,7 +266,7 @@ fn tv_captions_from_fixtures() {
         "clips without frames"
     );
     let lines = std::fs::read_to_string(out.join("TVC/syphus/tvc_train_release.jsonl")).unwrap();
-    assert_eq!(lines.lines().count(), 3);
+    assert_eq!(lines.lines().count(), 4, "a line per moment");
     for line in lines.lines() {
         let v: serde_json::Value = serde_json::from_str(line).unwrap();
         assert_valid("syphus_tvc.schema.json", &v, "tvc line");
@@ -467,28 +476,35 @@ fn scene_navigation_from_fixtures() {
     let ids: Vec<&str> = q.iter().map(|(i, _)| i.as_str()).collect();
     assert_eq!(ids, ["scene0011_00", "scene0011_01"]);
     let records = read_json(&refer);
-    let mut expected: Vec<String> = records
+    let mut pairs: Vec<[String; 2]> = records
         .as_array()
         .unwrap()
         .iter()
         .map(|r| {
-            format!(
-                "{}: {}",
-                r["object_name"].as_str().unwrap(),
-                r["description"].as_str().unwrap().trim()
-            )
+            [
+                r["object_name"].as_str().unwrap().to_string(),
+                r["description"].as_str().unwrap().trim().to_string(),
+            ]
         })
         .collect();
-    expected.sort();
-    for (_, m) in &q {
-        let mut lines: Vec<String> = m.split('\n').map(String::from).collect();
-        lines.sort();
-        assert_eq!(lines, expected);
-    }
+    pairs.sort();
     let frame_ids = check_frames(&out, "SN", &q);
     assert!(frame_ids.contains("SN_IMG_scene0011_01_color_00102"));
+    let text = std::fs::read_to_string(out.join("SN/syphus/scan_info.json")).unwrap();
     let native = read_json(&out.join("SN/syphus/scan_info.json"));
     assert_valid("syphus_scan_info.schema.json", &native, "scan_info.json");
+    // The loader's rule on scan_info.json (scans in file order; the texts of the first 50
+    // entries), without its unseeded shuffle: the file holds mimicit's seeded one.
+    let mut expected = Vec::new();
+    for (scan, entry) in ordered_members(&text) {
+        let list: Vec<[String; 2]> = serde_json::from_value(entry["description"].clone()).unwrap();
+        let mut sorted = list.clone();
+        sorted.sort();
+        assert_eq!(sorted, pairs, "every record of the room, shuffled");
+        let texts: Vec<&str> = list.iter().take(50).map(|p| p[1].as_str()).collect();
+        expected.push((scan, texts.join("\n")));
+    }
+    assert_eq!(q, expected);
 }
 
 #[test]
@@ -523,7 +539,10 @@ fn ego4d_from_fixtures() {
     );
     assert_eq!(
         message(&q, &clip0),
-        "timestamp: 0\ndescription: C interacts with a woman X\n\ntimestamp: 5\ndescription: C walks into the kitchen"
+        format!(
+            "timestamp: 0\ndescription: C interacts with a woman X\nobjects: \ntimestamp: 5\ndescription: C walks into the kitchen\nobjects: \n{}",
+            mimicit::config::E4D_RESTRICTIONS
+        )
     );
     let ids = check_frames(&out, "E4D", &q);
     assert!(
@@ -540,6 +559,68 @@ fn ego4d_from_fixtures() {
         "processed_all_anns.json",
     );
     assert_eq!(native[uid.as_str()]["clips"][0]["clip_id"], clip0.as_str());
+}
+
+/// E4D: the loader's rule on processed_all_anns.json: one query per clip (videos, then clips
+/// in file order); per narration `timestamp:` / `description:` / `objects:`, or only
+/// `description:` when its rounded time was already used in the video; the restrictions
+/// paragraph (a setting) after a newline. The ids are the clip ids.
+#[test]
+fn ego4d_queries_are_the_original_loaders() {
+    let fx = fixtures();
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = dir.path().join("corpus");
+    let (uid, mut inner, _) = ego4d_narrations(&fx);
+    // Two narrations whose times round to the same second, in different clips (ties to even:
+    // 12.5 -> 12, 11.6 -> 12), and objects.
+    let list = inner["narrations"].as_array_mut().unwrap();
+    list.push(serde_json::json!({"timestamp_sec": 11.6, "narration_text": "#C C picks a cup"}));
+    list.push(serde_json::json!({"timestamp_sec": 12.5, "narration_text": "#C C drinks"}));
+    let doc = serde_json::json!({ uid.clone(): {"narration_pass_1": inner} });
+    std::fs::create_dir_all(corpus.join("ann")).unwrap();
+    std::fs::create_dir_all(corpus.join("videos")).unwrap();
+    std::fs::write(corpus.join("ann/narration.json"), doc.to_string()).unwrap();
+    std::fs::write(
+        corpus.join("ann/objects.json"),
+        serde_json::json!({ uid.clone(): [{"timestamp_sec": 11.6, "objects": ["a cup", "a table"]}] })
+            .to_string(),
+    )
+    .unwrap();
+    let (out, o) = run(
+        dir.path(),
+        "scenario = \"E4D\"\n[corpus]\nclip_seconds = 12\nobjects = \"ann/objects.json\"\n[metadata]\nrequire_media = false\ne4d_restrictions = \"No timestamps.\"",
+        "annotations = \"ann/narration.json\"\nmedia = \"videos\"",
+    );
+    let q = query(&out, "E4D");
+    let text = std::fs::read_to_string(out.join("E4D/syphus/processed_all_anns.json")).unwrap();
+    let mut expected = Vec::new();
+    for (_, video) in ordered_members(&text) {
+        let mut used = BTreeSet::new();
+        for clip in video["clips"].as_array().unwrap() {
+            let mut parts = Vec::new();
+            for n in clip["narrations"].as_array().unwrap() {
+                let t = n["time"].as_f64().unwrap().round_ties_even() as i64;
+                let d = n["text"].as_str().unwrap();
+                if used.insert(t) {
+                    let objects: Vec<&str> = strs(&n["object_description"]);
+                    parts.push(format!(
+                        "timestamp: {t}\ndescription: {d}\nobjects: {}",
+                        objects.join("; ")
+                    ));
+                } else {
+                    parts.push(format!("description: {d}"));
+                }
+            }
+            expected.push((
+                clip["clip_id"].as_str().unwrap().to_string(),
+                format!("{}\nNo timestamps.", parts.join("\n")),
+            ));
+        }
+    }
+    assert!(expected.len() >= 2, "{}", stderr(&o));
+    assert_eq!(q, expected);
+    let all: String = q.iter().map(|(_, m)| m.as_str()).collect();
+    assert!(all.contains("objects: a cup; a table"), "{all}");
 }
 
 /// Density clips and the object side file, on the real narrations.
@@ -678,6 +759,13 @@ fn coco_general_difference_from_fixtures() {
         &native,
         "csd_query.json",
     );
+    // The loader's rule on csd_query.json: one query per pair in file order, message = text.
+    let text = std::fs::read_to_string(out.join("CGD/syphus/csd_query.json")).unwrap();
+    let expected: Vec<(String, String)> = ordered_members(&text)
+        .into_iter()
+        .map(|(id, e)| (id, e["sentences"].as_str().unwrap().to_string()))
+        .collect();
+    assert_eq!(q, expected);
 }
 
 #[test]
@@ -703,7 +791,7 @@ fn dense_captions_from_fixtures() {
     let q = query(&out, "DC");
     assert_eq!(
         message(&q, "v_4Lu8ECLHvK4"),
-        "timestamps: [[0, 124], [3, 8], [7, 15], [14, 33], [31, 39], [37, 52], [48, 104], [98, 124]]\nsentences: [\"There are some people including small children near a soccer field.\", \"A small boy is playing by himself a he stands on a large square tile.\", \"A man dressed in a blue shirt come running towards him and points out his finger, indicating to the boy to go there.\", \"The boy gets off the tile and walks to another tile.\", \"Then another little boy wearing a gray shirt comes to that tile and begins playing.\", \"The other little boy moves away to another tile.\", \"There are some man playing with small children on the lawn.\", \"The little boy comes running towards some children and his father follows him.\"]"
+        "timestamps: [[0, 124], [3, 8], [7, 15], [14, 33], [31, 39], [37, 52], [48, 104], [98, 124]]\nsentences: [\"There are some people including small children near a soccer field.\", \" A small boy is playing by himself a he stands on a large square tile.\", \" A man dressed in a blue shirt come running towards him and points out his finger, indicating to the boy to go there.\", \" The boy gets off the tile and walks to another tile.\", \" Then another little boy wearing a gray shirt comes to that tile and begins playing.\", \" The other little boy moves away to another tile.\", \" There are some man playing with small children on the lawn.\", \" The little boy comes running towards some children and his father follows him.\"]"
     );
     let ids = check_frames(&out, "DC", &q);
     assert!(ids.contains("DC_IMG_v_4Lu8ECLHvK4_0000"));
@@ -874,7 +962,7 @@ fn visual_storytelling_from_fixtures() {
     assert_eq!(q.len(), 1, "{q:?}");
     assert_eq!(
         message(&q, "44277"),
-        "album: A trip to Stevenage\ndescription: I left Stevenage over twenty years ago, having lived there between the ages of 7 and 20. Yesterday (on International Buy Nothing Day!) we returned for a 'Victorian Craft Fair' in the Church above the town Museum. Very strange...\nphoto 1: The venue. (tags: stevenage fairies craftfair xmas 2004)\nstory 45530: The local parish holds a craft show each year.\nstory 45532: It makes them sad."
+        "title: A trip to Stevenage\ndescription: I left Stevenage over twenty years ago, having lived there between the ages of 7 and 20. Yesterday (on International Buy Nothing Day!) we returned for a 'Victorian Craft Fair' in the Church above the town Museum. Very strange...\n\nimage: The venue.\ntags: stevenage fairies craftfair xmas 2004\nannotations: [\"the local parish holds a craft show each year .\"]\n"
     );
     let ids = check_frames(&out, "VST", &q);
     assert_eq!(ids, BTreeSet::from(["VST_IMG_1741642".to_string()]));
@@ -887,8 +975,10 @@ fn visual_storytelling_from_fixtures() {
         .collect();
     errors.sort();
     assert_eq!(errors.len(), 3, "{errors:?}");
-    assert!(errors[0].0 == "1741587" && errors[0].1.contains("no photo 1741587.jpg"));
-    assert!(errors[1].0 == "72157607155047588" && errors[1].1.contains("no story"));
+    // The excerpt's second album lost its images; its story names photo 1741587, which no
+    // image record lists (Syphus's loader would stop on it).
+    assert!(errors[0].0 == "72157607155047588" && errors[0].1.contains("none of its 0 photo"));
+    assert!(errors[1].0 == "annotations[1]" && errors[1].1.contains("1741587"));
     assert!(errors[2].0 == "annotations[2]" && errors[2].1.contains("photo_flickr_id"));
     let native = read_json(&out.join("VST/syphus/train.story-in-sequence.json"));
     assert_valid(
@@ -898,7 +988,7 @@ fn visual_storytelling_from_fixtures() {
     );
     assert_eq!(native["albums"].as_array().unwrap().len(), 1);
     assert_eq!(native["images"][0]["id"], "1741642");
-    assert_eq!(native["annotations"].as_array().unwrap().len(), 2);
+    assert_eq!(native["annotations"].as_array().unwrap().len(), 1);
 }
 
 #[test]
@@ -978,4 +1068,443 @@ fn llava_in_context_from_fixtures() {
         let v: serde_json::Value = serde_json::from_str(line).unwrap();
         assert_valid("syphus_llava.schema.json", &v, "caps_boxes line");
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The Syphus queries against the original loaders' rules (FORMATS.md §4), rebuilt here from the
+// annotation files with a small re-implementation of each rule and compared byte for byte.
+
+/// A JSON object's members in file order (serde_json's map sorts its keys; the loaders iterate
+/// Python dicts, which keep file order).
+fn ordered_members(text: &str) -> Vec<(String, serde_json::Value)> {
+    struct Members(Vec<(String, serde_json::Value)>);
+    impl<'de> serde::Deserialize<'de> for Members {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V;
+            impl<'de> serde::de::Visitor<'de> for V {
+                type Value = Members;
+                fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                    f.write_str("an object")
+                }
+                fn visit_map<A: serde::de::MapAccess<'de>>(
+                    self,
+                    mut m: A,
+                ) -> Result<Members, A::Error> {
+                    let mut v = Vec::new();
+                    while let Some(kv) = m.next_entry()? {
+                        v.push(kv);
+                    }
+                    Ok(Members(v))
+                }
+            }
+            d.deserialize_map(V)
+        }
+    }
+    serde_json::from_str::<Members>(text).unwrap().0
+}
+
+/// Python's `json.dumps` of a list of strings (ensure_ascii, `", "` separator).
+fn py_dumps_strings(items: &[&str]) -> String {
+    let quoted: Vec<String> = items
+        .iter()
+        .map(|s| {
+            let mut q = String::from("\"");
+            for c in s.chars() {
+                match c {
+                    '"' => q.push_str("\\\""),
+                    '\\' => q.push_str("\\\\"),
+                    '\n' => q.push_str("\\n"),
+                    '\r' => q.push_str("\\r"),
+                    '\t' => q.push_str("\\t"),
+                    '\x08' => q.push_str("\\b"),
+                    '\x0c' => q.push_str("\\f"),
+                    c if (' '..='~').contains(&c) => q.push(c),
+                    c => {
+                        let mut buf = [0u16; 2];
+                        for u in c.encode_utf16(&mut buf) {
+                            q.push_str(&format!("\\u{u:04x}"));
+                        }
+                    }
+                }
+            }
+            q.push('"');
+            q
+        })
+        .collect();
+    format!("[{}]", quoted.join(", "))
+}
+
+fn strs(v: &serde_json::Value) -> Vec<&str> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect()
+}
+
+fn scan_summary(o: &std::process::Output, code: &str) -> String {
+    stderr(o)
+        .lines()
+        .find(|l| l.starts_with(&format!("{code}: scan:")))
+        .unwrap_or_else(|| panic!("no scan summary: {}", stderr(o)))
+        .to_string()
+}
+
+/// SD: one query per record of `train.json`, id = `img_id` as written, message = the sentences
+/// joined by newlines; a pair annotated three times gets three queries, and `pack` turns the
+/// answers of all of them into instructions of that pair.
+#[test]
+fn spot_the_difference_queries_are_the_original_loaders() {
+    let fx = fixtures();
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = dir.path().join("corpus");
+    let mut records = read_json(&fx.join("spot_the_diff/train.first40.json"));
+    let list = records.as_array_mut().unwrap();
+    list.insert(
+        3,
+        serde_json::json!({"img_id": "76", "sentences": [" the bus is gone ", "a car appeared"]}),
+    );
+    list.push(serde_json::json!({"img_id": "235", "sentences": ["nothing changed"]}));
+    list.push(serde_json::json!({"img_id": "76", "sentences": ["caf\u{e9} sign is new"]}));
+    std::fs::create_dir_all(corpus.join("annotations")).unwrap();
+    std::fs::write(
+        corpus.join("annotations/train.json"),
+        serde_json::to_vec(&records).unwrap(),
+    )
+    .unwrap();
+    for (f, seed) in [
+        ("76.png", 1),
+        ("76_2.png", 2),
+        ("235.png", 3),
+        ("235_2.png", 4),
+    ] {
+        picture(&corpus.join("resized_images").join(f), seed);
+    }
+    let (out, o) = run(
+        dir.path(),
+        "scenario = \"SD\"\n[metadata]\nrequire_media = false",
+        "annotations = \"annotations/train.json\"\nmedia = \"resized_images\"",
+    );
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    let expected: Vec<(String, String)> = records
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["img_id"].as_str().unwrap().to_string(),
+                strs(&r["sentences"]).join("\n"),
+            )
+        })
+        .collect();
+    assert_eq!(expected.len(), 43);
+    assert_eq!(query(&out, "SD"), expected);
+    // The native file holds every record, as written, in file order.
+    assert_eq!(read_json(&out.join("SD/syphus/train.json")), records);
+    let summary = scan_summary(&o, "SD");
+    assert!(
+        summary.contains(
+            "40 units from 43 annotation records (2 units annotated by several records: 5 records"
+        ),
+        "{summary}"
+    );
+    // Every record's sentences in the unit's annotation rows.
+    let tables = check_tables(&out, "SD");
+    let rows: Vec<&str> = tables["annotations.parquet"]
+        .iter()
+        .filter(|r| r["unit_id"] == "00076")
+        .map(|r| r["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            "there are no differences",
+            "the bus is gone",
+            "a car appeared",
+            "caf\u{e9} sign is new"
+        ]
+    );
+
+    // Answers come back with the loader's ids, repeated: all become instructions of the pair.
+    std::fs::write(
+        dir.path().join("answers.json"),
+        serde_json::json!([
+            {"id": "76", "results": "Question: What changed?\nAnswer: Nothing."},
+            {"id": "235", "results": "Question: Who left?\nAnswer: A person."},
+            {"id": "76", "results": "Question: Is the bus there?\nAnswer: No."},
+            {"id": "00076", "results": "Question: A sign?\nAnswer: A new one."},
+        ])
+        .to_string(),
+    )
+    .unwrap();
+    let o = mimicit(
+        dir.path(),
+        &[
+            "pack",
+            "corpus/scenario.toml",
+            "--out",
+            "out",
+            "--answers",
+            "answers.json",
+        ],
+    );
+    assert!(matches!(o.status.code(), Some(0 | 3)), "{}", stderr(&o));
+    let ins = read_json(&out.join("SD/SD_instructions.json"));
+    let data = ins["data"].as_object().unwrap();
+    let by_question: std::collections::BTreeMap<&str, &serde_json::Value> = data
+        .values()
+        .map(|v| (v["instruction"].as_str().unwrap(), &v["image_ids"]))
+        .collect();
+    assert_eq!(by_question.len(), 4, "{ins}");
+    let pair76 = serde_json::json!(["SD_IMG_00076_1", "SD_IMG_00076_2"]);
+    for q in ["What changed?", "Is the bus there?", "A sign?"] {
+        assert_eq!(by_question[q], &pair76, "{q}");
+    }
+    assert_eq!(
+        by_question["Who left?"],
+        &serde_json::json!(["SD_IMG_00235_1", "SD_IMG_00235_2"])
+    );
+    if out.join("SD/rejects/pack.parquet").exists() {
+        let pack_rejects = rejects(&out, "SD", "pack");
+        assert!(
+            !pack_rejects.iter().any(|r| r.error.contains("unknown")),
+            "{pack_rejects:?}"
+        );
+    }
+}
+
+/// DC: one query per video, in file order: `timestamps: ` + Python's `str` of the times rounded
+/// half to even, `sentences: ` + Python's `json.dumps` of the sentences as written.
+#[test]
+fn dense_captions_queries_are_the_original_loaders() {
+    let fx = fixtures();
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = dir.path().join("corpus");
+    std::fs::create_dir_all(corpus.join("captions")).unwrap();
+    let text = std::fs::read_to_string(fx.join("activitynet_captions/val_1.first20.json")).unwrap();
+    let end = text.rfind('}').unwrap();
+    // One more video, with ties at .5, an emoji and accents.
+    let val_1 = format!(
+        "{}, \"v_extra\": {{\"duration\": 10.0, \"timestamps\": [[0.5, 2.5], [3.5, 9.49]], \"sentences\": [\"Caf\\u00e9 au lait.\", \" Un th\\u00e9 \\ud83c\\udf75 \\\"chaud\\\".\"]}}}}",
+        &text[..end].trim_end()
+    );
+    // ActivityNet's val_2 annotates the same videos again.
+    let val_2 =
+        r#"{"v_extra": {"duration": 10.0, "timestamps": [[1.5, 4.5]], "sentences": ["Again."]}}"#;
+    std::fs::write(corpus.join("captions/val_1.json"), &val_1).unwrap();
+    std::fs::write(corpus.join("captions/val_2.json"), val_2).unwrap();
+    copy(
+        &fx.join("videos/realshort.mp4"),
+        &corpus.join("videos/v_4Lu8ECLHvK4.mp4"),
+    );
+    let (out, o) = run(
+        dir.path(),
+        "scenario = \"DC\"\n[metadata]\nrequire_media = false",
+        "annotations = [\"captions/val_1.json\", \"captions/val_2.json\"]\nmedia = \"videos\"",
+    );
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    let mut expected = Vec::new();
+    for file in [&val_1, &val_2.to_string()] {
+        for (video, entry) in ordered_members(file) {
+            let spans: Vec<String> = entry["timestamps"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| {
+                    let r = |v: &serde_json::Value| v.as_f64().unwrap().round_ties_even() as i64;
+                    format!("[{}, {}]", r(&p[0]), r(&p[1]))
+                })
+                .collect();
+            let message = format!(
+                "timestamps: [{}]\nsentences: {}",
+                spans.join(", "),
+                py_dumps_strings(&strs(&entry["sentences"]))
+            );
+            expected.push((video, message));
+        }
+    }
+    assert_eq!(expected.len(), 22);
+    let q = query(&out, "DC");
+    assert_eq!(q, expected);
+    assert_eq!(
+        message(&q, "v_extra"),
+        "timestamps: [[0, 2], [4, 9]]\nsentences: [\"Caf\\u00e9 au lait.\", \" Un th\\u00e9 \\ud83c\\udf75 \\\"chaud\\\".\"]"
+    );
+    // The native file lists the videos in file order.
+    let native = std::fs::read_to_string(out.join("DC/syphus/dense_captions_train.json")).unwrap();
+    let keys: Vec<String> = ordered_members(&native)
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    let want: Vec<String> = ordered_members(&val_1)
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(keys, want);
+    assert_valid(
+        "syphus_dense_captions.schema.json",
+        &read_json(&out.join("DC/syphus/dense_captions_train.json")),
+        "dense_captions_train.json",
+    );
+    let summary = scan_summary(&o, "DC");
+    assert!(
+        summary.contains("(1 units annotated by several records: 2 records"),
+        "{summary}"
+    );
+}
+
+/// TVC: one query per line (moment), id = `vid_name`, `1. desc` lines as written; a TVR line's
+/// single `desc` counts as a list of one (mimicit's extension: the original reads `descs`).
+#[test]
+fn tv_captions_queries_are_the_original_loaders() {
+    let fx = fixtures();
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = dir.path().join("corpus");
+    let tvr = std::fs::read_to_string(fx.join("tvc/tvr_val_release.first40.jsonl")).unwrap();
+    let mut tvc = std::fs::read_to_string(fx.join("tvc/tvc_val_gt_example.jsonl")).unwrap();
+    // The same line twice, and a clip with two moments and a description starting with a space.
+    let first = tvc.lines().next().unwrap().to_string();
+    tvc = format!(
+        "{}\n{first}\n{{\"vid_name\": \"castle_s01e01_seg01_clip_00\", \"descs\": [{{\"desc\": \" Beckett l\\u00e4uft.\"}}, {{\"desc\": \"Castle sits.\"}}]}}\n",
+        tvc.trim_end()
+    );
+    std::fs::write(corpus_file(&corpus, "tvr.jsonl"), &tvr).unwrap();
+    std::fs::write(corpus_file(&corpus, "tvc.jsonl"), &tvc).unwrap();
+    for i in 1..=3 {
+        picture(
+            &corpus
+                .join("frames/friends_frames/friends_s01e03_seg02_clip_19")
+                .join(format!("{i:05}.jpg")),
+            i,
+        );
+    }
+    let (out, o) = run(
+        dir.path(),
+        "scenario = \"TVC\"\n[metadata]\nrequire_media = false",
+        "annotations = [\"tvr.jsonl\", \"tvc.jsonl\"]\nmedia = \"frames\"",
+    );
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    let mut expected = Vec::new();
+    for text in [&tvr, &tvc] {
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            let descs: Vec<&str> = match v["descs"].as_array() {
+                Some(d) => d.iter().map(|d| d["desc"].as_str().unwrap()).collect(),
+                None => vec![v["desc"].as_str().unwrap()],
+            };
+            let lines: Vec<String> = descs
+                .iter()
+                .enumerate()
+                .map(|(i, d)| format!("{}. {d}", i + 1))
+                .collect();
+            expected.push((
+                v["vid_name"].as_str().unwrap().to_string(),
+                lines.join("\n"),
+            ));
+        }
+    }
+    assert_eq!(query(&out, "TVC"), expected);
+    let native = std::fs::read_to_string(out.join("TVC/syphus/tvc_train_release.jsonl")).unwrap();
+    assert_eq!(native.lines().count(), expected.len());
+    for line in native.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_valid("syphus_tvc.schema.json", &v, "tvc line");
+    }
+}
+
+fn corpus_file(corpus: &Path, name: &str) -> PathBuf {
+    std::fs::create_dir_all(corpus).unwrap();
+    corpus.join(name)
+}
+
+/// VST: one query per album in file order: `title:` / `description:` / then per image of the
+/// album (file order) a blank line, `image:`, `tags:`, `annotations: ` + `json.dumps` of the
+/// `text` of its photo's story sentences (file order).
+#[test]
+fn visual_storytelling_queries_are_the_original_loaders() {
+    let fx = fixtures();
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = dir.path().join("corpus");
+    let mut sis = read_json(&fx.join("vist/test.story-in-sequence.excerpt.json"));
+    let second = sis["albums"][1]["id"].as_str().unwrap().to_string();
+    sis["images"].as_array_mut().unwrap().extend([
+        serde_json::json!({"id": "900", "album_id": second, "title": "Gr\u{fc}\u{df}e", "tags": "dad cake"}),
+        serde_json::json!({"id": "901", "album_id": "44277", "title": "", "tags": ""}),
+    ]);
+    sis["annotations"].as_array_mut().unwrap().extend([
+        serde_json::json!([{"album_id": second, "story_id": "9", "photo_flickr_id": "900",
+            "worker_arranged_photo_order": 0, "original_text": "A \"cake\".", "text": "a \" cake \" ."}]),
+        serde_json::json!([{"album_id": "44277", "story_id": "9", "photo_flickr_id": "1741642",
+            "worker_arranged_photo_order": 1, "original_text": "Again.", "text": "again ."}]),
+    ]);
+    std::fs::create_dir_all(corpus.join("sis")).unwrap();
+    std::fs::write(
+        corpus.join("sis/test.story-in-sequence.json"),
+        serde_json::to_vec_pretty(&sis).unwrap(),
+    )
+    .unwrap();
+    copy(
+        &fx.join("coco/images/000000000785.jpg"),
+        &corpus.join("images/test/1741642.jpg"),
+    );
+    let (out, o) = run(
+        dir.path(),
+        "scenario = \"VST\"\n[metadata]\nrequire_media = false",
+        "annotations = \"sis/test.story-in-sequence.json\"\nmedia = \"images\"",
+    );
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    // The rule. A sentence whose photo no image record has would stop the original (a
+    // KeyError); mimicit rejects it, so it is left out here too.
+    let known: BTreeSet<&str> = sis["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_str().unwrap())
+        .collect();
+    let mut expected = Vec::new();
+    for album in sis["albums"].as_array().unwrap() {
+        let id = album["id"].as_str().unwrap();
+        let mut m = format!(
+            "title: {}\ndescription: {}\n",
+            album["title"].as_str().unwrap(),
+            album["description"].as_str().unwrap()
+        );
+        for image in sis["images"].as_array().unwrap() {
+            if image["album_id"] != id {
+                continue;
+            }
+            let texts: Vec<&str> = sis["annotations"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| &a[0])
+                .filter(|a| known.contains(a["photo_flickr_id"].as_str().unwrap_or("")))
+                .filter(|a| a["photo_flickr_id"] == image["id"])
+                .map(|a| a["text"].as_str().unwrap())
+                .collect();
+            m += &format!(
+                "\nimage: {}\ntags: {}\nannotations: {}\n",
+                image["title"].as_str().unwrap(),
+                image["tags"].as_str().unwrap(),
+                py_dumps_strings(&texts)
+            );
+        }
+        expected.push((id.to_string(), m));
+    }
+    assert_eq!(expected.len(), 2);
+    assert_eq!(query(&out, "VST"), expected);
+    assert!(expected[0].1.contains(
+        "annotations: [\"the local parish holds a craft show each year .\", \"again .\"]"
+    ));
+    let scan = rejects(&out, "VST", "scan");
+    assert!(
+        scan.iter()
+            .any(|r| r.item == "annotations[1]" && r.error.contains("no `images` list has")),
+        "{scan:?}"
+    );
+    assert_valid(
+        "syphus_vist.schema.json",
+        &read_json(&out.join("VST/syphus/train.story-in-sequence.json")),
+        "train.story-in-sequence.json",
+    );
 }

@@ -86,6 +86,25 @@ fn layout(code: &str) -> (&'static [&'static str], &'static str, &'static str) {
             "frames",
             "tvc_train_release.jsonl",
         ),
+        "VST" => (
+            &[
+                "images/train/1001.jpg",
+                "images/train/1002.jpg",
+                "images/val/2001.png",
+            ],
+            "images",
+            "train.story-in-sequence.json",
+        ),
+        // A caption-and-box file (`*.jsonl`): the file that makes LA's units.
+        "LA" => (
+            &[
+                "train2017/000000000001.jpg",
+                "train2017/COCO_train2014_000000000002.jpg",
+                "train2017/000000000003.png",
+            ],
+            "train2017",
+            "caps_boxes_coco2014_val_80.jsonl",
+        ),
         other => panic!("no fixture for {other}"),
     }
 }
@@ -128,16 +147,16 @@ pub fn scan_annotations(code: &str, data: &[u8]) {
             "unit {} listed twice",
             unit.id
         );
-        let code = fx.scenario.code;
-        mimicit::corpus::syphus_message(code, &unit.annotation).expect("Syphus message");
-        mimicit::corpus::annotation_count(code, &unit.annotation);
+        mimicit::corpus::annotation_count(fx.scenario.code, &unit.annotation);
     }
     for r in &found.rejects {
         assert!(!r.path.is_empty() && !r.error.is_empty(), "{r:?}");
         assert_eq!(r.stage, "scan");
     }
     let units: Vec<_> = found.units.iter().collect();
-    mimicit::corpus::syphus_native(fx.scenario.code, &units).expect("Syphus native file");
+    let inputs = mimicit::corpus::syphus_inputs(&fx.scenario, &units).expect("Syphus inputs");
+    let records: usize = units.iter().map(|u| u.records.len().max(1)).sum();
+    assert_eq!(inputs.queries.len(), records, "one query per record");
 }
 
 /// Parses `data` as a Syphus answer file, splits every answer and numbers the pairs.
@@ -160,6 +179,7 @@ pub fn answers(data: &[u8]) {
         .iter()
         .step_by(2)
         .map(|a| UnitImages {
+            query_ids: Vec::new(),
             unit_id: a.unit_id.clone(),
             image_ids: vec![format!("DC_IMG_{}_0000", a.unit_id)],
         })

@@ -216,6 +216,7 @@ pub fn scan(scenario: &Scenario) -> Result<ScanResult> {
             media: unit_media,
             times: Vec::new(),
             annotation: serde_json::json!({ "sentences": message }),
+            records: Vec::new(),
         });
     }
     let annotated: BTreeSet<String> = images.values().map(|i| stem(&i.file_name)).collect();

@@ -7,7 +7,10 @@
 //! video; the unit and its ids stay the same.
 //!
 //! Annotation file: `{"v_xxx": {"duration": 82.7, "timestamps": [[s, e], ...],
-//! "sentences": [...]}, ...}`. The Syphus entry of a unit is `{"timestamps", "sentences"}`.
+//! "sentences": [...]}, ...}`. A unit's annotation is `{"timestamps", "sentences"}` (sentences
+//! trimmed; all records' when a video is annotated in several files, as ActivityNet's `val_1`
+//! and `val_2` are); each entry is also kept as written, one Syphus query each, in file order.
+//! An entry equal to one of the same video in an earlier file is a duplicate and rejected.
 
 use std::collections::BTreeMap;
 
@@ -16,7 +19,7 @@ use serde_json::Value;
 use super::{index_videos, ScanResult};
 use crate::config::{FramesFrom, Scenario};
 use crate::error::Result;
-use crate::model::{Reject, Unit, UnitMedia};
+use crate::model::{Reject, SourceRecord, Unit, UnitMedia};
 
 const STAGE: &str = "scan";
 
@@ -28,27 +31,29 @@ pub fn scan(scenario: &Scenario) -> Result<ScanResult> {
         .unwrap_or(&scenario.media)
         .to_path_buf();
     let mut result = ScanResult::default();
-    // video id -> annotation file it came from, to report duplicates across files.
-    let mut seen: BTreeMap<String, String> = BTreeMap::new();
-    for file in &scenario.annotations {
+    // Video id -> its records in file order (file, record, parsed spans and sentences). A
+    // video annotated in several files (ActivityNet's val_1 and val_2) keeps them all.
+    let mut by_video: BTreeMap<String, Vec<(String, SourceRecord, Entry)>> = BTreeMap::new();
+    for (file_index, file) in scenario.annotations.iter().enumerate() {
         let file_name = file.display().to_string();
         let entries =
-            &super::read_json_object(file, "an object {video_id: {timestamps, sentences}}")?;
-        for (video_id, entry) in entries {
+            super::read_json_object_ordered(file, "an object {video_id: {timestamps, sentences}}")?;
+        let mut in_file = std::collections::BTreeSet::new();
+        for (n, (video_id, entry)) in entries.into_iter().enumerate() {
             let reject = |error: String| Reject {
                 stage: STAGE.into(),
                 item: video_id.clone(),
                 path: file_name.clone(),
                 error,
             };
-            if let Some(first) = seen.get(video_id) {
-                result.rejects.push(reject(format!(
-                    "duplicate video id: already annotated in {first}; this entry is ignored"
-                )));
+            if !in_file.insert(video_id.clone()) {
+                // JSON readers keep one value per key: Syphus's loader would see only the last.
+                result.rejects.push(reject(
+                    "the same video id twice in one file: its earlier entry is kept".into(),
+                ));
                 continue;
             }
-            seen.insert(video_id.clone(), file_name.clone());
-            let (timestamps, sentences) = match parse_entry(entry) {
+            let parsed = match parse_entry(&entry) {
                 Ok(v) => v,
                 Err(e) => {
                     result
@@ -57,60 +62,88 @@ pub fn scan(scenario: &Scenario) -> Result<ScanResult> {
                     continue;
                 }
             };
-            let annotation = serde_json::json!({
-                "timestamps": timestamps,
-                "sentences": sentences,
-            });
-            let Some(video) = videos.get(video_id) else {
-                let missing = Unit {
-                    id: video_id.clone(),
-                    source: file_name.clone(),
-                    media: UnitMedia::Missing {
-                        expected: media_rel
-                            .join(format!("{video_id}.*"))
-                            .display()
-                            .to_string(),
-                    },
-                    times: Vec::new(),
-                    annotation,
-                };
-                result.media_missing(
-                    scenario,
-                    reject(format!(
-                        "no video named {video_id}.* under {}",
-                        scenario.media.display()
-                    )),
-                    missing,
-                );
+            let records = by_video.entry(video_id.clone()).or_default();
+            if let Some((first, _, _)) = records.iter().find(|(_, r, _)| r.entry == entry) {
+                // The same entry in another file (a file given twice): one query is enough.
+                result.rejects.push(reject(format!(
+                    "duplicate video id: the same entry is already in {first}; ignored"
+                )));
                 continue;
+            }
+            let record = SourceRecord {
+                position: SourceRecord::position(file_index, n),
+                entry,
             };
-            let times = timestamps.iter().map(|[s, e]| (s + e) / 2.0).collect();
-            result.units.push(Unit {
-                id: video_id.clone(),
-                source: file_name.clone(),
-                media: UnitMedia::Video {
-                    path: media_rel.join(video),
-                    start: None,
-                    end: None,
-                    key_prefix: video
-                        .file_stem()
-                        .map(|s| s.to_string_lossy().into_owned())
-                        .unwrap_or_else(|| video_id.clone()),
-                    key_width: 4,
-                    segments: match scenario.config.corpus.frames_from {
-                        FramesFrom::Video => Vec::new(),
-                        FramesFrom::Segments => timestamps.clone(),
-                    },
-                    chosen: Vec::new(),
-                },
-                times,
-                annotation,
-            });
+            records.push((file_name.clone(), record, parsed));
         }
     }
-    let annotated: std::collections::BTreeSet<&String> = seen.keys().collect();
-    result.unannotated = videos.keys().filter(|k| !annotated.contains(k)).count() as u64;
-    result.units.sort_by(|a, b| a.id.cmp(&b.id));
+    for (video_id, records) in by_video.iter() {
+        let file_name = records[0].0.clone();
+        // Every record's spans and sentences, in file order.
+        let timestamps: Vec<[f64; 2]> = records
+            .iter()
+            .flat_map(|(_, _, (t, _))| t.iter().copied())
+            .collect();
+        let sentences: Vec<&String> = records.iter().flat_map(|(_, _, (_, s))| s).collect();
+        let annotation = serde_json::json!({
+            "timestamps": timestamps,
+            "sentences": sentences,
+        });
+        let records: Vec<SourceRecord> = records.iter().map(|(_, r, _)| r.clone()).collect();
+        let Some(video) = videos.get(video_id) else {
+            let missing = Unit {
+                id: video_id.clone(),
+                source: file_name.clone(),
+                media: UnitMedia::Missing {
+                    expected: media_rel
+                        .join(format!("{video_id}.*"))
+                        .display()
+                        .to_string(),
+                },
+                times: Vec::new(),
+                annotation,
+                records,
+            };
+            result.media_missing(
+                scenario,
+                Reject {
+                    stage: STAGE.into(),
+                    item: video_id.clone(),
+                    path: file_name.clone(),
+                    error: format!(
+                        "no video named {video_id}.* under {}",
+                        scenario.media.display()
+                    ),
+                },
+                missing,
+            );
+            continue;
+        };
+        let times = timestamps.iter().map(|[s, e]| (s + e) / 2.0).collect();
+        result.units.push(Unit {
+            id: video_id.clone(),
+            source: file_name.clone(),
+            media: UnitMedia::Video {
+                path: media_rel.join(video),
+                start: None,
+                end: None,
+                key_prefix: video
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| video_id.clone()),
+                key_width: 4,
+                segments: match scenario.config.corpus.frames_from {
+                    FramesFrom::Video => Vec::new(),
+                    FramesFrom::Segments => timestamps.clone(),
+                },
+                chosen: Vec::new(),
+            },
+            times,
+            annotation,
+            records,
+        });
+    }
+    result.unannotated = videos.keys().filter(|k| !by_video.contains_key(*k)).count() as u64;
     Ok(result)
 }
 
@@ -151,29 +184,24 @@ fn parse_entry(entry: &Value) -> std::result::Result<Entry, String> {
     Ok((timestamps, sentences))
 }
 
-/// The user message Syphus sends for one DC unit: `timestamps: [[0, 19], [17, 60]]` (rounded
-/// to whole seconds, ties to even as Python's `round`) newline `sentences: ["...", ...]`.
-pub fn syphus_message(annotation: &Value) -> String {
-    let ts: Vec<String> = annotation["timestamps"]
+/// The user message Syphus sends for one DC record (`{"timestamps", "sentences"}` as the file
+/// wrote it): `timestamps: ` + Python's `str` of the spans rounded to whole seconds (ties to
+/// even, as Python's `round`): `[[0, 20], [23, 47]]`, then `\nsentences: ` + Python's
+/// `json.dumps` of the sentences untouched (leading spaces kept, non-ASCII as `\uXXXX`).
+pub fn syphus_message(entry: &Value) -> String {
+    let round = |v: &Value| v.as_f64().unwrap_or(0.0).round_ties_even() as i64;
+    let ts: Vec<String> = entry["timestamps"]
         .as_array()
         .map(|a| {
             a.iter()
-                .map(|p| {
-                    let s = p[0].as_f64().unwrap_or(0.0).round_ties_even() as i64;
-                    let e = p[1].as_f64().unwrap_or(0.0).round_ties_even() as i64;
-                    format!("[{s}, {e}]")
-                })
+                .map(|p| format!("[{}, {}]", round(&p[0]), round(&p[1])))
                 .collect()
         })
         .unwrap_or_default();
-    let sentences: Vec<String> = annotation["sentences"]
-        .as_array()
-        .map(|a| a.iter().map(|s| s.to_string()).collect())
-        .unwrap_or_default();
     format!(
-        "timestamps: [{}]\nsentences: [{}]",
+        "timestamps: [{}]\nsentences: {}",
         ts.join(", "),
-        sentences.join(", ")
+        super::py_json_dumps(&entry["sentences"])
     )
 }
 
@@ -204,5 +232,60 @@ mod tests {
             syphus_message(&ann),
             "timestamps: [[0, 20], [17, 60]]\nsentences: [\"A \\\"man\\\".\", \"B\"]"
         );
+    }
+
+    #[test]
+    fn message_keeps_sentences_as_written_and_rounds_half_to_even() {
+        let ann = serde_json::json!({
+            "timestamps": [[0.5, 1.5], [2.5, 3.5000001], [12, 24.49]],
+            "sentences": ["Caf\u{e9} \u{1F600}.", " A second.", "tab\there\u{7f}"]
+        });
+        assert_eq!(
+            syphus_message(&ann),
+            "timestamps: [[0, 2], [2, 4], [12, 24]]\nsentences: [\"Caf\\u00e9 \\ud83d\\ude00.\", \" A second.\", \"tab\\there\\u007f\"]"
+        );
+        assert_eq!(
+            syphus_message(&serde_json::json!({"timestamps": [], "sentences": []})),
+            "timestamps: []\nsentences: []"
+        );
+    }
+
+    #[test]
+    fn videos_in_several_files_keep_every_record() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("videos")).unwrap();
+        let one = r#"{"v_b": {"timestamps": [[0, 1]], "sentences": ["b1"]},
+                      "v_a": {"timestamps": [[0, 2]], "sentences": [" a1"]}}"#;
+        let two = r#"{"v_a": {"timestamps": [[1, 3]], "sentences": ["a2"]},
+                      "v_c": {"timestamps": [[3, 1]], "sentences": ["bad"]}}"#;
+        std::fs::write(dir.path().join("val_1.json"), one).unwrap();
+        std::fs::write(dir.path().join("val_2.json"), two).unwrap();
+        let s = crate::corpus::tests::scenario(
+            dir.path(),
+            "DC",
+            &["val_1.json", "val_2.json"],
+            "videos",
+            "[metadata]\nrequire_media = false",
+        );
+        let r = scan(&s).unwrap();
+        let ids: Vec<&str> = r.units.iter().map(|u| u.id.as_str()).collect();
+        assert_eq!(ids, ["v_a", "v_b"]);
+        let a = &r.units[0];
+        assert_eq!(a.annotation["sentences"], serde_json::json!(["a1", "a2"]));
+        let positions: Vec<u64> = a.records.iter().map(|r| r.position).collect();
+        // File order: the second key of the first file, the first key of the second.
+        assert_eq!(
+            positions,
+            [SourceRecord::position(0, 1), SourceRecord::position(1, 0)]
+        );
+        assert_eq!(a.records[0].entry["sentences"][0], " a1");
+        assert_eq!(r.units[1].records[0].position, 0);
+        let malformed: Vec<&Reject> = r
+            .rejects
+            .iter()
+            .filter(|r| r.error.contains("malformed"))
+            .collect();
+        assert_eq!(malformed.len(), 1);
+        assert_eq!(malformed[0].item, "v_c");
     }
 }

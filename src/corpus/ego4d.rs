@@ -162,6 +162,7 @@ pub fn scan(scenario: &Scenario) -> Result<ScanResult> {
                             "object_description": n.objects,
                         })).collect::<Vec<_>>(),
                     }),
+                    records: Vec::new(),
                 });
             }
         }
@@ -414,31 +415,66 @@ fn strip_markers(text: &str) -> String {
         .join(" ")
 }
 
-/// Syphus's E4D message for one clip.
-pub fn syphus_message(annotation: &Value) -> String {
-    annotation["narrations"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|n| {
-                    let mut block = format!(
-                        "timestamp: {}\ndescription: {}",
-                        n["time"].as_f64().unwrap_or(0.0).round_ties_even() as i64,
-                        n["text"].as_str().unwrap_or_default()
-                    );
+/// `processed_all_anns.json` of the given clip entries (unit id order, so each video's clips
+/// in clip order): `{video: {"clips": [{"clip_id", "start", "end", "narrations"}]}}`, videos
+/// sorted.
+pub fn native(records: &[(&crate::model::Unit, &Value)]) -> Value {
+    let mut videos: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    for (u, entry) in records {
+        let video = entry["video"].as_str().unwrap_or_default().to_string();
+        let mut clip = (*entry).clone();
+        if let Some(o) = clip.as_object_mut() {
+            o.remove("video");
+            o.insert("clip_id".into(), u.id.clone().into());
+        }
+        videos.entry(video).or_default().push(clip);
+    }
+    Value::Object(
+        videos
+            .into_iter()
+            .map(|(v, clips)| (v, json!({ "clips": clips })))
+            .collect(),
+    )
+}
+
+/// The queries Syphus's E4D loader builds from `processed_all_anns.json` (`native`), in its
+/// order (videos, then clips, as the file lists them): one per clip, the narrations as
+/// `timestamp: {t}` / `description: {text}` / `objects: {objects joined by "; "}` blocks (t
+/// rounded half to even), or just `description: {text}` when an earlier narration of the same
+/// video (in any clip) already had that rounded time, joined by `\n`; then `\n` and
+/// `restrictions`. The id is the clip's `clip_id`, the unit id `{video}_clip{i:06}` (the
+/// original numbers a video's clips by their place in the file instead, the same number when
+/// none of the video's clips was left out).
+pub fn syphus_queries(native: &Value, restrictions: &str) -> Vec<(String, String)> {
+    let mut queries = Vec::new();
+    for (video, data) in native.as_object().into_iter().flatten() {
+        let mut used = std::collections::BTreeSet::new();
+        for (i, clip) in data["clips"].as_array().into_iter().flatten().enumerate() {
+            let mut lines = Vec::new();
+            for n in clip["narrations"].as_array().into_iter().flatten() {
+                let t = n["time"].as_f64().unwrap_or(0.0).round_ties_even() as i64;
+                let text = n["text"].as_str().unwrap_or_default();
+                if used.insert(t) {
                     let objects: Vec<&str> = n["object_description"]
                         .as_array()
                         .map(|o| o.iter().filter_map(Value::as_str).collect())
                         .unwrap_or_default();
-                    if !objects.is_empty() {
-                        block.push_str(&format!("\nobjects: {}", objects.join("; ")));
-                    }
-                    block
-                })
-                .collect::<Vec<_>>()
-                .join("\n\n")
-        })
-        .unwrap_or_default()
+                    lines.push(format!(
+                        "timestamp: {t}\ndescription: {text}\nobjects: {}",
+                        objects.join("; ")
+                    ));
+                } else {
+                    lines.push(format!("description: {text}"));
+                }
+            }
+            let id = clip["clip_id"]
+                .as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| format!("{video}_clip{i:06}"));
+            queries.push((id, format!("{}\n{restrictions}", lines.join("\n"))));
+        }
+    }
+    queries
 }
 
 #[cfg(test)]
@@ -585,14 +621,41 @@ mod tests {
     }
 
     #[test]
-    fn message_blocks() {
-        let ann = json!({"narrations": [
-            {"time": 1.6, "text": "C opens the door", "object_description": []},
-            {"time": 102.2, "text": "C cuts", "object_description": ["a knife", "a board"]},
-        ]});
+    fn queries_by_the_loader_rule() {
+        // Two clips of one video: a rounded time already used in the video (in any clip) gives
+        // a bare description; the objects line is always there.
+        let native = json!({
+            "v": {"clips": [
+                {"clip_id": "v_clip000000", "narrations": [
+                    {"time": 1.6, "text": "C opens the door", "object_description": []},
+                    {"time": 2.4, "text": "C looks", "object_description": []},
+                ]},
+                {"clip_id": "v_clip000002", "narrations": [
+                    {"time": 2.5, "text": "C cuts", "object_description": ["a knife", "a board"]},
+                    {"time": 3.5, "text": "C eats", "object_description": []},
+                ]},
+            ]},
+            "w": {"clips": [{"clip_id": "w_clip000000", "narrations": [
+                {"time": 2.0, "text": "C sits", "object_description": []},
+            ]}]},
+        });
+        let q = syphus_queries(&native, "RULES");
         assert_eq!(
-            syphus_message(&ann),
-            "timestamp: 2\ndescription: C opens the door\n\ntimestamp: 102\ndescription: C cuts\nobjects: a knife; a board"
+            q,
+            [
+                (
+                    "v_clip000000".to_string(),
+                    "timestamp: 2\ndescription: C opens the door\nobjects: \ndescription: C looks\nRULES".to_string()
+                ),
+                (
+                    "v_clip000002".to_string(),
+                    "description: C cuts\ntimestamp: 4\ndescription: C eats\nobjects: \nRULES".to_string()
+                ),
+                (
+                    "w_clip000000".to_string(),
+                    "timestamp: 2\ndescription: C sits\nobjects: \nRULES".to_string()
+                ),
+            ]
         );
     }
 
@@ -634,10 +697,7 @@ mod tests {
         };
         assert_eq!((*start, *end), (Some(10.0), Some(20.0)));
         assert_eq!((key_prefix.as_str(), *key_width), ("vid1_clip000001", 8));
-        assert_eq!(
-            syphus_message(&u.annotation),
-            "timestamp: 2\ndescription: #C C b"
-        );
+        assert_eq!(u.annotation["narrations"][0]["text"], "#C C b");
         let errors: Vec<&str> = r.rejects.iter().map(|r| r.error.as_str()).collect();
         assert_eq!(errors.len(), 2, "{errors:?}");
         assert!(errors[0].contains("no video named vid2"), "{errors:?}");

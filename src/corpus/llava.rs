@@ -95,6 +95,7 @@ pub fn scan(scenario: &Scenario) -> Result<ScanResult> {
                 },
                 times: Vec::new(),
                 annotation: json!({"record": record, "conversations": convs}),
+                records: Vec::new(),
             };
             let reject = Reject {
                 stage: STAGE.into(),
@@ -119,6 +120,7 @@ pub fn scan(scenario: &Scenario) -> Result<ScanResult> {
             },
             times: Vec::new(),
             annotation: json!({"record": record, "conversations": convs}),
+            records: Vec::new(),
         });
     }
     let used: BTreeSet<&String> = result.units.iter().map(|u| &u.id).collect();

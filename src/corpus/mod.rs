@@ -55,21 +55,6 @@ pub fn scan(scenario: &Scenario) -> Result<ScanResult> {
     }
 }
 
-/// The user message Syphus sends for one unit of scenario `code`, made from the unit's
-/// annotation entry (FORMATS.md §4).
-pub fn syphus_message(code: Code, annotation: &serde_json::Value) -> Result<String> {
-    Ok(match code {
-        Code::DC => dense_captions::syphus_message(annotation),
-        Code::CGD => coco::syphus_message(annotation),
-        Code::SD => spot_diff::syphus_message(annotation),
-        Code::SN => scannet::syphus_message(annotation),
-        Code::E4D => ego4d::syphus_message(annotation),
-        Code::TVC => tvc::syphus_message(annotation),
-        Code::VST => vist::syphus_message(annotation),
-        Code::LA => llava::syphus_message(annotation),
-    })
-}
-
 /// How many annotation items (captions, sentences, descriptions, narrations, stories) an entry holds,
 /// for the metadata summary.
 pub fn annotation_count(code: Code, annotation: &serde_json::Value) -> usize {
@@ -207,94 +192,285 @@ pub fn annotation_rows(code: Code, unit: &Unit) -> Vec<crate::model::AnnotationR
     rows
 }
 
-/// The annotation file in the layout Syphus's own loader reads for scenario `code`, built from
-/// the given units (in id order): its file name and bytes.
+/// What the metadata stage writes for Syphus: the queries and the native annotation file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SyphusInputs {
+    /// `(id, message)` per query, in the order Syphus's loader builds them.
+    pub queries: Vec<(String, String)>,
+    /// The native annotation file's name and bytes.
+    pub native_name: String,
+    pub native: Vec<u8>,
+}
+
+/// The units' annotation records in file order: `(unit, record entry)`, the entry being the
+/// unit's annotation for units without records of their own (those keep the given order,
+/// which is unit id order).
+pub fn records_in_file_order<'a>(units: &[&'a Unit]) -> Vec<(&'a Unit, &'a serde_json::Value)> {
+    let mut all: Vec<(u64, usize, &Unit, &serde_json::Value)> = Vec::new();
+    for (i, u) in units.iter().enumerate() {
+        if u.records.is_empty() {
+            all.push((0, i, u, &u.annotation));
+        }
+        for r in &u.records {
+            let entry = if r.entry.is_null() {
+                &u.annotation
+            } else {
+                &r.entry
+            };
+            all.push((r.position, i, u, entry));
+        }
+    }
+    all.sort_by_key(|(p, i, _, _)| (*p, *i));
+    all.into_iter().map(|(_, _, u, e)| (u, e)).collect()
+}
+
+/// The Syphus inputs of scenario `code` for the given units (in unit id order): the native
+/// annotation file, in the layout Syphus's own loader reads, holding every record of those
+/// units in file order, and the `(id, message)` list that loader builds from it (FORMATS.md
+/// §4), byte for byte, with the same multiplicity and order:
 ///
-/// - DC `dense_captions_train.json`: `{video_id: {"timestamps", "sentences"}}`
-/// - TVC `tvc_train_release.jsonl`: one `{"vid_name", "descs": [{"desc"}]}` line per clip
-/// - SD `train.json`: `[{"img_id", "sentences"}, ...]`
-/// - CGD `csd_query.json`: `{pair_id: {"sentences": message}}`
-/// - SN `scan_info.json`: `{scan_id: {"description": [[object, text], ...]}}`
-/// - E4D `processed_all_anns.json`: `{video: {"clips": [{"clip_id", "start", "end",
-///   "narrations": [{"time", "text", "object_description"}]}]}}`
+/// - SD `train.json`: the records as written; one query per record, id = `img_id` as written,
+///   message = its sentences joined by `\n`.
+/// - DC `dense_captions_train.json`: `{video_id: {"timestamps", "sentences", ...}}` in file
+///   order; one query per video: `timestamps: ` + Python's `str` of the times rounded half
+///   to even + `\nsentences: ` + Python's `json.dumps` of the sentences as written. A video
+///   annotated in two files (ActivityNet's `val_1` and `val_2`) gets a query per record; the
+///   object holds its first record only (a JSON object has one value per key).
+/// - TVC `tvc_train_release.jsonl`: one `{"vid_name", "descs": [{"desc"}]}` line per
+///   annotation line (moment), plus the clip's `subtitles` when it has some; one query per
+///   line, id = `vid_name`, message `1. desc` lines.
+/// - CGD `csd_query.json`: `{pair_id: {"sentences": message}}`; one query per pair.
 /// - VST `train.story-in-sequence.json`: `{"images", "albums", "annotations"}` of the albums
+///   in file order; one query per album (see [`vist::syphus_message`]).
+/// - SN `scan_info.json`: `{scan_id: {"description": [[object, text], ...]}}`, every record
+///   of the scan in a seeded shuffle; message = the texts of the first 50 (the original
+///   shuffles again, unseeded: the one difference, so that outputs stay reproducible).
+/// - E4D `processed_all_anns.json`: `{video: {"clips": [{"clip_id", "start", "end",
+///   "narrations": [{"time", "text", "object_description"}]}]}}`; one query per clip, see
+///   [`ego4d::syphus_queries`].
 /// - LA `caps_boxes.jsonl`: one `{"id", "image", "captions", "instances"}` line per image
-pub fn syphus_native(code: Code, units: &[&Unit]) -> Result<(String, Vec<u8>)> {
+///   (no original loader: mimicit's own format, [`llava::syphus_message`]).
+pub fn syphus_inputs(scenario: &Scenario, units: &[&Unit]) -> Result<SyphusInputs> {
     use serde_json::{json, Map, Value};
-    let by_id = || -> Map<String, Value> {
-        units
-            .iter()
-            .map(|u| (u.id.clone(), u.annotation.clone()))
-            .collect()
-    };
+    let code = scenario.code;
     let pretty = |v: &Value| -> Vec<u8> {
         let mut b = serde_json::to_vec_pretty(v).expect("JSON values serialize");
         b.push(b'\n');
         b
     };
-    Ok(match code {
-        Code::DC => (
-            "dense_captions_train.json".into(),
-            pretty(&Value::Object(by_id())),
-        ),
-        Code::SN => ("scan_info.json".into(), pretty(&Value::Object(by_id()))),
+    let records = records_in_file_order(units);
+    let one_per_unit = |message: fn(&Value) -> String| -> Vec<(String, String)> {
+        records
+            .iter()
+            .map(|(u, e)| (u.id.clone(), message(e)))
+            .collect()
+    };
+    let (queries, native_name, native) = match code {
         Code::SD => (
-            "train.json".into(),
+            records
+                .iter()
+                .map(|(_, e)| (spot_diff::query_id(e), spot_diff::syphus_message(e)))
+                .collect(),
+            "train.json",
             pretty(&Value::Array(
-                units.iter().map(|u| u.annotation.clone()).collect(),
+                records.iter().map(|(_, e)| (*e).clone()).collect(),
             )),
         ),
+        Code::DC => {
+            let mut seen = std::collections::BTreeSet::new();
+            let first: Vec<(&str, &Value)> = records
+                .iter()
+                .filter(|(u, _)| seen.insert(u.id.as_str()))
+                .map(|(u, e)| (u.id.as_str(), *e))
+                .collect();
+            (
+                one_per_unit(dense_captions::syphus_message),
+                "dense_captions_train.json",
+                pretty_ordered_object(&first),
+            )
+        }
+        Code::TVC => {
+            let mut b = Vec::new();
+            for (u, e) in &records {
+                let mut line = (*e).clone();
+                if let (Some(subs), Some(o)) = (u.annotation.get("subtitles"), line.as_object_mut())
+                {
+                    o.insert("subtitles".into(), subs.clone());
+                }
+                b.extend(serde_json::to_vec(&line).expect("JSON values serialize"));
+                b.push(b'\n');
+            }
+            (
+                one_per_unit(tvc::syphus_message),
+                "tvc_train_release.jsonl",
+                b,
+            )
+        }
         Code::CGD => (
-            "csd_query.json".into(),
+            one_per_unit(coco::syphus_message),
+            "csd_query.json",
             pretty(&Value::Object(
-                units
+                records
                     .iter()
-                    .map(|u| {
-                        (
-                            u.id.clone(),
-                            json!({"sentences": u.annotation["sentences"].clone()}),
-                        )
-                    })
+                    .map(|(u, e)| (u.id.clone(), json!({"sentences": e["sentences"].clone()})))
                     .collect(),
             )),
         ),
-        Code::TVC => {
-            let mut b = Vec::new();
-            for u in units {
-                b.extend(serde_json::to_vec(&u.annotation).expect("JSON values serialize"));
-                b.push(b'\n');
-            }
-            ("tvc_train_release.jsonl".into(), b)
-        }
-        Code::E4D => {
-            let mut videos: BTreeMap<String, Vec<Value>> = BTreeMap::new();
-            for u in units {
-                let video = u.annotation["video"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string();
-                let mut clip = u.annotation.clone();
-                if let Some(o) = clip.as_object_mut() {
-                    o.remove("video");
-                    o.insert("clip_id".into(), u.id.clone().into());
-                }
-                videos.entry(video).or_default().push(clip);
-            }
-            let doc: Map<String, Value> = videos
-                .into_iter()
-                .map(|(v, clips)| (v, json!({"clips": clips})))
-                .collect();
-            (
-                "processed_all_anns.json".into(),
-                pretty(&Value::Object(doc)),
-            )
-        }
         Code::VST => (
-            "train.story-in-sequence.json".into(),
-            pretty(&vist::native(units)),
+            one_per_unit(vist::syphus_message),
+            "train.story-in-sequence.json",
+            pretty(&vist::native(&records)),
         ),
-        Code::LA => ("caps_boxes.jsonl".into(), llava::native(units)),
+        Code::SN => (
+            one_per_unit(scannet::syphus_message),
+            "scan_info.json",
+            pretty(&Value::Object(
+                records
+                    .iter()
+                    .map(|(u, e)| (u.id.clone(), (*e).clone()))
+                    .collect::<Map<String, Value>>(),
+            )),
+        ),
+        Code::E4D => {
+            let native = ego4d::native(&records);
+            let queries =
+                ego4d::syphus_queries(&native, &scenario.config.metadata.e4d_restrictions);
+            (queries, "processed_all_anns.json", pretty(&native))
+        }
+        Code::LA => (
+            one_per_unit(llava::syphus_message),
+            "caps_boxes.jsonl",
+            llava::native(units),
+        ),
+    };
+    Ok(SyphusInputs {
+        queries,
+        native_name: native_name.to_string(),
+        native,
     })
+}
+
+/// The ids Syphus's answers may give a unit's queries: the unit id, and for SD each record's
+/// `img_id` as written (`76` for unit `00076`).
+pub fn query_ids(code: Code, unit: &Unit) -> Vec<String> {
+    let mut ids = vec![unit.id.clone()];
+    if code == Code::SD {
+        for r in &unit.records {
+            let id = spot_diff::query_id(&r.entry);
+            if !ids.contains(&id) {
+                ids.push(id);
+            }
+        }
+    }
+    ids
+}
+
+/// A JSON object with its keys in the given order, pretty-printed as
+/// `serde_json::to_vec_pretty` does, with a trailing newline.
+pub fn pretty_ordered_object(pairs: &[(&str, &serde_json::Value)]) -> Vec<u8> {
+    use serde::Serializer;
+    let mut b = Vec::new();
+    let mut ser = serde_json::Serializer::with_formatter(
+        &mut b,
+        serde_json::ser::PrettyFormatter::with_indent(b"  "),
+    );
+    ser.collect_map(pairs.iter().map(|(k, v)| (*k, *v)))
+        .expect("JSON values serialize");
+    b.push(b'\n');
+    b
+}
+
+/// Python's `json.dumps(value)` with its defaults: `", "` and `": "` separators, non-ASCII
+/// (and DEL) escaped as `\uXXXX` (surrogate pairs beyond the BMP), control characters as
+/// `\n`, `\t`, ... or `\u00XX`.
+pub fn py_json_dumps(value: &serde_json::Value) -> String {
+    use serde_json::Value;
+    match value {
+        Value::String(s) => py_json_string(s),
+        Value::Array(a) => format!(
+            "[{}]",
+            a.iter().map(py_json_dumps).collect::<Vec<_>>().join(", ")
+        ),
+        Value::Object(o) => format!(
+            "{{{}}}",
+            o.iter()
+                .map(|(k, v)| format!("{}: {}", py_json_string(k), py_json_dumps(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        Value::Null => "null".into(),
+        Value::Bool(b) => if *b { "true" } else { "false" }.into(),
+        Value::Number(n) => n.to_string(),
+    }
+}
+
+fn py_json_string(s: &str) -> String {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            ' '..='~' => out.push(c),
+            _ => {
+                let mut units = [0u16; 2];
+                for u in c.encode_utf16(&mut units) {
+                    let _ = write!(out, "\\u{u:04x}");
+                }
+            }
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// Reads an annotation file whose top level must be an object, keeping its keys in file order
+/// (a later duplicate key is kept too, as a pair of its own).
+pub fn read_json_object_ordered(
+    path: &Path,
+    shape: &str,
+) -> Result<Vec<(String, serde_json::Value)>> {
+    struct Ordered(Vec<(String, serde_json::Value)>);
+    impl<'de> serde::Deserialize<'de> for Ordered {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+            struct V;
+            impl<'de> serde::de::Visitor<'de> for V {
+                type Value = Ordered;
+                fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                    f.write_str("an object")
+                }
+                fn visit_map<A: serde::de::MapAccess<'de>>(
+                    self,
+                    mut map: A,
+                ) -> std::result::Result<Ordered, A::Error> {
+                    let mut pairs = Vec::new();
+                    while let Some(kv) = map.next_entry::<String, serde_json::Value>()? {
+                        pairs.push(kv);
+                    }
+                    Ok(Ordered(pairs))
+                }
+            }
+            d.deserialize_any(V)
+        }
+    }
+    let text = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    match serde_json::from_slice::<Ordered>(&text) {
+        Ok(o) => Ok(o.0),
+        Err(e) if e.is_data() => Err(Error::Json {
+            path: path.to_path_buf(),
+            message: format!("expected {shape}"),
+        }),
+        Err(e) => Err(Error::Json {
+            path: path.to_path_buf(),
+            message: format!("malformed JSON: {e}"),
+        }),
+    }
 }
 
 /// `scenario.media` relative to `scenario.root`: unit media paths are stored relative to the

@@ -8,9 +8,11 @@
 //! without (ScanRefer covers mostly `_00`) gets the records of the lowest-numbered annotated
 //! scan of the same room (`sceneXXXX`), since they describe the same room.
 //!
-//! Syphus entry: `{"description": [[object_name, description], ...]}` (`scan_info.json`), at
-//! most 50 entries, in a seeded shuffle of the file order (seed: the scan id), so the output is
-//! deterministic. Message: one `object_name: description` line per entry.
+//! Syphus entry: `{"description": [[object_name, description], ...]}` (`scan_info.json`), every
+//! record of the scan, in a seeded shuffle of the file order (seed: the scan id), so the output
+//! is deterministic. Message, by the loader's rule: the descriptions of the first 50 entries,
+//! one per line (the loader shuffles the list again, unseeded: mimicit's seeded shuffle stands
+//! in for it).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -122,6 +124,7 @@ pub fn scan(scenario: &Scenario) -> Result<ScanResult> {
                 },
                 times: Vec::new(),
                 annotation: json!({ "description": shuffled(entries, scan_id) }),
+                records: Vec::new(),
             };
             result.media_missing(scenario, reject, unit);
         }
@@ -158,18 +161,17 @@ pub fn scan(scenario: &Scenario) -> Result<ScanResult> {
             media: UnitMedia::Images { items },
             times: Vec::new(),
             annotation: json!({ "description": description }),
+            records: Vec::new(),
         });
     }
     result.units.sort_by(|a, b| a.id.cmp(&b.id));
     Ok(result)
 }
 
-/// Up to [`MAX_DESCRIPTIONS`] of a scan's `[object, text]` entries, shuffled by a seed made of
-/// the scan id.
+/// All of a scan's `[object, text]` entries, shuffled by a seed made of the scan id.
 fn shuffled<'a>(entries: &'a [[String; 2]], scan_id: &str) -> Vec<&'a [String; 2]> {
     seeded_shuffle(entries.len(), scan_id)
         .into_iter()
-        .take(MAX_DESCRIPTIONS)
         .map(|i| &entries[i])
         .collect()
 }
@@ -210,19 +212,15 @@ fn index_scans(scenario: &Scenario) -> Result<BTreeMap<String, Vec<PathBuf>>> {
     Ok(scans)
 }
 
-/// Syphus's SN message: `object: description` per line.
+/// Syphus's SN message, by its loader's rule on a `scan_info.json` entry already shuffled:
+/// the texts (not the object names) of the first [`MAX_DESCRIPTIONS`] entries, one per line.
 pub fn syphus_message(annotation: &Value) -> String {
     annotation["description"]
         .as_array()
         .map(|a| {
             a.iter()
-                .map(|pair| {
-                    format!(
-                        "{}: {}",
-                        pair[0].as_str().unwrap_or_default(),
-                        pair[1].as_str().unwrap_or_default()
-                    )
-                })
+                .take(MAX_DESCRIPTIONS)
+                .map(|pair| pair[1].as_str().unwrap_or_default())
                 .collect::<Vec<_>>()
                 .join("\n")
         })
@@ -282,14 +280,14 @@ mod tests {
             .collect();
         a.sort();
         b.sort();
-        assert_eq!(a, ["chair: a chair.", "table: a table."]);
+        assert_eq!(a, ["a chair.", "a table."]);
         assert_eq!(a, b);
         let UnitMedia::Images { items } = &r.units[2].media else {
             panic!()
         };
         assert_eq!(items[0].key, "scene0001_00_color_00000");
         assert_eq!(items[1].key, "scene0001_00_color_00020");
-        assert_eq!(syphus_message(&r.units[2].annotation), "bed: a bed.");
+        assert_eq!(syphus_message(&r.units[2].annotation), "a bed.");
         let errors: Vec<&str> = r.rejects.iter().map(|r| r.error.as_str()).collect();
         assert_eq!(errors.len(), 3, "{errors:?}");
         assert!(errors.iter().any(|e| e.contains("duplicate")));
@@ -334,17 +332,20 @@ mod tests {
         // The described scan without frames stays, annotation-only, and is still a reject.
         assert_eq!(r.units.len(), 2);
         assert!(matches!(r.units[1].media, UnitMedia::Missing { .. }));
-        assert_eq!(syphus_message(&r.units[1].annotation), "chair: a chair.");
+        assert_eq!(syphus_message(&r.units[1].annotation), "a chair.");
         assert_eq!(r.rejects.len(), 1);
     }
 
     #[test]
-    fn at_most_fifty_descriptions() {
-        let entries: Vec<[String; 2]> = (0..80).map(|i| [format!("o{i}"), "t".into()]).collect();
-        let kept: Vec<_> = seeded_shuffle(entries.len(), "s")
-            .into_iter()
-            .take(MAX_DESCRIPTIONS)
+    fn message_is_the_first_fifty_texts() {
+        let description: Vec<[String; 2]> = (0..80)
+            .map(|i| [format!("o{i}"), format!("t{i}")])
             .collect();
-        assert_eq!(kept.len(), 50);
+        let m = syphus_message(&json!({ "description": description }));
+        let lines: Vec<&str> = m.split('\n').collect();
+        assert_eq!(lines.len(), 50);
+        assert_eq!((lines[0], lines[49]), ("t0", "t49"));
+        // The scan keeps every entry, shuffled.
+        assert_eq!(shuffled(&description, "s").len(), 80);
     }
 }

@@ -1,8 +1,9 @@
 //! TVC: TV show captions. Annotation files are JSON lines: TVC lines
 //! `{"vid_name", "clip_id", "ts", "descs": [{"desc", ...}]}` or TVR-style lines with one
-//! `"desc"`. Several lines may name the same clip (one per moment): their descriptions are
-//! merged, in file order, into one unit per clip. A line identical to an earlier one is a
-//! duplicate and is rejected.
+//! `"desc"`. Several lines may name the same clip (one per moment): they make one unit per
+//! clip, whose annotation has all their descriptions in file order, and each line stays a
+//! record of its own: Syphus's loader sends one query per line (id = `vid_name`, so a clip
+//! with three moments gets three queries), lines repeated in the file included.
 //!
 //! Media, looked for anywhere under `source.media`, in this order:
 //! 1. a TVQA frame folder `{show}_frames/{vid_name}/00001.jpg` (3 fps): an image unit whose
@@ -40,9 +41,10 @@
 //! A malformed file (a bad time line, an end before its start) is rejected at `file:line` and
 //! its clip goes on without subtitles. A file that is not UTF-8 is read as Latin-1.
 //!
-//! Syphus entry: `{"vid_name", "descs": [{"desc"}, ...]}` plus `subtitles` when there are some
-//! (one `tvc_train_release.jsonl` line; Syphus's loader reads `vid_name` and `descs`); message:
-//! numbered lines `1. desc` (subtitles are not part of it).
+//! Unit annotation: `{"vid_name", "descs": [{"desc"}, ...]}` (every line's, trimmed) plus
+//! `subtitles` when there are some. Records: one `{"vid_name", "descs": [{"desc"}]}` per line,
+//! descriptions as written (a `tvc_train_release.jsonl` line, with the clip's `subtitles` in
+//! the native file); message per line: numbered lines `1. desc` (subtitles are not part of it).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -53,7 +55,7 @@ use serde_json::{json, Value};
 use super::{is_image, list_files, media_rel, ScanResult};
 use crate::config::{Scenario, TvcFrames};
 use crate::error::Result;
-use crate::model::{ChosenFrame, ImageItem, Reject, Unit, UnitMedia};
+use crate::model::{ChosenFrame, ImageItem, Reject, SourceRecord, Unit, UnitMedia};
 
 const STAGE: &str = "scan";
 
@@ -70,6 +72,8 @@ struct FrameFolder {
 /// One clip's annotation lines, merged.
 struct Clip {
     descs: Vec<String>,
+    /// Its lines as Syphus reads them, one query each.
+    records: Vec<SourceRecord>,
     /// `file:line` of its first line.
     at: String,
     /// Middles of the lines' `ts` moments.
@@ -87,11 +91,10 @@ pub fn scan(scenario: &Scenario) -> Result<ScanResult> {
     let media = media_rel(scenario);
     let mut result = ScanResult::default();
     let mut clips: BTreeMap<String, Clip> = BTreeMap::new();
-    let mut lines_seen: BTreeMap<String, String> = BTreeMap::new();
-    for file in &scenario.annotations {
+    for (file_index, file) in scenario.annotations.iter().enumerate() {
         for line in super::jsonl_lines(file)? {
             let reject = |item: String, error: String| line.reject(STAGE, item, error);
-            let (vid_name, descs, ts) = match parse_line(&line.text) {
+            let (vid_name, descs, entry, ts) = match parse_line(&line.text) {
                 Ok(v) => v,
                 Err(e) => {
                     result.rejects.push(reject(
@@ -101,20 +104,17 @@ pub fn scan(scenario: &Scenario) -> Result<ScanResult> {
                     continue;
                 }
             };
-            if let Some(first) = lines_seen.get(&line.text) {
-                result.rejects.push(reject(
-                    vid_name,
-                    format!("duplicate line: the same record is at {first}; ignored"),
-                ));
-                continue;
-            }
-            lines_seen.insert(line.text.clone(), line.at.clone());
             let clip = clips.entry(vid_name).or_insert_with(|| Clip {
                 descs: Vec::new(),
+                records: Vec::new(),
                 at: line.at.clone(),
                 times: Vec::new(),
             });
             clip.descs.extend(descs);
+            clip.records.push(SourceRecord {
+                position: SourceRecord::position(file_index, line.number - 1),
+                entry,
+            });
             clip.times.extend(ts.map(|[s, e]| (s + e) / 2.0));
         }
     }
@@ -219,6 +219,7 @@ pub fn scan(scenario: &Scenario) -> Result<ScanResult> {
                 media: UnitMedia::Missing { expected },
                 times: Vec::new(),
                 annotation,
+                records: clip.records.clone(),
             };
             result.media_missing(scenario, reject, unit);
             continue;
@@ -235,6 +236,7 @@ pub fn scan(scenario: &Scenario) -> Result<ScanResult> {
             media: unit_media,
             times,
             annotation,
+            records: clip.records.clone(),
         });
     }
     let media_clips: BTreeSet<&String> = folders.keys().chain(videos.keys()).collect();
@@ -459,9 +461,12 @@ pub fn select_frames(n: usize) -> Vec<usize> {
     (stride / 2..n).step_by(stride).collect()
 }
 
-type Line = (String, Vec<String>, Option<[f64; 2]>);
+/// A line: clip name, descriptions, the line as Syphus reads it, moment.
+type Line = (String, Vec<String>, Value, Option<[f64; 2]>);
 
-/// A clip name, its descriptions and its moment `ts` (when a valid `[start, end]`).
+/// A clip name, its descriptions (trimmed, empty ones left out), the line as Syphus's loader
+/// reads it (`{"vid_name", "descs": [{"desc"}]}` with the descriptions as written; a TVR
+/// line's one `desc` becomes the list) and its moment `ts` (when a valid `[start, end]`).
 fn parse_line(line: &str) -> std::result::Result<Line, String> {
     let v: Value = serde_json::from_str(line).map_err(|e| format!("not JSON: {e}"))?;
     let vid_name = v["vid_name"]
@@ -470,22 +475,26 @@ fn parse_line(line: &str) -> std::result::Result<Line, String> {
         .ok_or("`vid_name` missing or not a clip name")?
         .trim()
         .to_string();
-    let descs = if let Some(list) = v["descs"].as_array() {
+    let raw: Vec<String> = if let Some(list) = v["descs"].as_array() {
         list.iter()
             .enumerate()
             .map(|(i, d)| {
                 d["desc"]
                     .as_str()
-                    .map(|s| s.trim().to_string())
+                    .map(str::to_string)
                     .ok_or_else(|| format!("descs[{i}].desc missing or not a string"))
             })
             .collect::<std::result::Result<Vec<_>, _>>()?
     } else if let Some(d) = v["desc"].as_str() {
-        vec![d.trim().to_string()]
+        vec![d.to_string()]
     } else {
         return Err("neither `descs` (TVC) nor `desc` (TVR)".into());
     };
-    let descs: Vec<String> = descs.into_iter().filter(|d| !d.is_empty()).collect();
+    let descs: Vec<String> = raw
+        .iter()
+        .map(|d| d.trim().to_string())
+        .filter(|d| !d.is_empty())
+        .collect();
     if descs.is_empty() {
         return Err("no description".into());
     }
@@ -494,7 +503,11 @@ fn parse_line(line: &str) -> std::result::Result<Line, String> {
         .filter(|p| p.len() == 2)
         .and_then(|p| Some([p[0].as_f64()?, p[1].as_f64()?]))
         .filter(|[s, e]| s.is_finite() && e.is_finite() && 0.0 <= *s && s <= e);
-    Ok((vid_name, descs, ts))
+    let entry = json!({
+        "vid_name": vid_name,
+        "descs": raw.iter().map(|d| json!({"desc": d})).collect::<Vec<_>>(),
+    });
+    Ok((vid_name, descs, entry, ts))
 }
 
 /// Syphus's TVC message: `1. desc` lines.
@@ -528,15 +541,23 @@ mod tests {
 
     #[test]
     fn lines_of_both_shapes() {
-        let (v, d, ts) =
+        let (v, d, entry, ts) =
             parse_line(r#"{"vid_name": "a_s01", "descs": [{"desc": " x "}, {"desc": "y"}]}"#)
                 .unwrap();
         assert_eq!((v.as_str(), d), ("a_s01", vec!["x".into(), "y".into()]));
         assert_eq!(ts, None);
-        let (_, d, ts) = parse_line(r#"{"vid_name": "a", "desc": "z", "ts": [0, 1.5]}"#).unwrap();
+        // The line as Syphus reads it keeps the descriptions as written.
+        assert_eq!(
+            entry,
+            json!({"vid_name": "a_s01", "descs": [{"desc": " x "}, {"desc": "y"}]})
+        );
+        assert_eq!(syphus_message(&entry), "1.  x \n2. y");
+        let (_, d, entry, ts) =
+            parse_line(r#"{"vid_name": "a", "desc": "z", "ts": [0, 1.5]}"#).unwrap();
         assert_eq!((d, ts), (vec!["z".to_string()], Some([0.0, 1.5])));
+        assert_eq!(entry, json!({"vid_name": "a", "descs": [{"desc": "z"}]}));
         // A moment that is not a span is ignored, not an error.
-        let (_, _, ts) = parse_line(r#"{"vid_name": "a", "desc": "z", "ts": [3, 1]}"#).unwrap();
+        let (_, _, _, ts) = parse_line(r#"{"vid_name": "a", "desc": "z", "ts": [3, 1]}"#).unwrap();
         assert_eq!(ts, None);
         assert!(parse_line("{").unwrap_err().contains("not JSON"));
         assert!(parse_line(r#"{"desc": "z"}"#)
@@ -589,6 +610,15 @@ mod tests {
         let u = &r.units[0];
         assert_eq!(u.id, "friends_s01_clip_01");
         assert_eq!(syphus_message(&u.annotation), "1. one\n2. three");
+        // Each line stays a record of its own, in file order (one Syphus query each).
+        let lines: Vec<(u64, String)> = u
+            .records
+            .iter()
+            .map(|r| (r.position, syphus_message(&r.entry)))
+            .collect();
+        assert_eq!(lines, [(0, "1. one".into()), (2, "1. three".into())]);
+        // The repeated line is a second record of its clip, not a reject.
+        assert_eq!(r.units[1].records.len(), 2);
         let UnitMedia::Images { items } = &u.media else {
             panic!()
         };
@@ -599,8 +629,7 @@ mod tests {
         };
         assert_eq!(items[2].key, "bbt_s02_clip_02_00003");
         let errors: Vec<&str> = r.rejects.iter().map(|r| r.error.as_str()).collect();
-        assert_eq!(r.rejects.len(), 3, "{errors:?}");
-        assert!(errors.iter().any(|e| e.contains("duplicate")));
+        assert_eq!(r.rejects.len(), 2, "{errors:?}");
         assert!(errors.iter().any(|e| e.contains("malformed")));
         assert!(errors.iter().any(|e| e.contains("no frame folder")));
         assert!(r.rejects.iter().all(|r| r.path.contains("tvc.jsonl")));

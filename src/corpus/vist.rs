@@ -9,27 +9,21 @@
 //! found anywhere under `source.media` as `{photo id}.jpg|.jpeg|.png` (`.png` over `.jpg` over
 //! `.jpeg` when one id has several).
 //!
-//! One unit per album that has at least one story: unit id = the album id, frame ids
-//! `VST_IMG_{photo id}`. The album's photos are the images listed with its `album_id` and the
-//! photos its stories name; they are ordered as the album's first story (in file order)
-//! arranges them (`worker_arranged_photo_order`), then the others by id (numerically when both
-//! ids are numbers). A photo without a file is rejected and the album keeps its other photos;
-//! an album with no photo file at all is rejected; so are malformed records, albums without a
-//! story, and stories of albums no `albums` list has.
+//! One unit per album of the `albums` lists (stories or not, as Syphus's loader sends a query
+//! for every album): unit id = the album id, frame ids `VST_IMG_{photo id}`. The album's
+//! photos are the images listed with its `album_id`; they are ordered as the album's first
+//! story (in file order) arranges them (`worker_arranged_photo_order`), then the others by id
+//! (numerically when both ids are numbers). A photo without a file is rejected and the album
+//! keeps its other photos; an album with no photo file at all is rejected; so are malformed
+//! records (an album without a string `title` and `description`, an image without a string
+//! `title` and `tags`, a sentence without a string `text`: what the loader reads), images of
+//! albums no `albums` list has, and story sentences of photos no `images` list has (the loader
+//! files a sentence under its photo's record; it belongs to that photo's album).
 //!
-//! Syphus entry: `{"album": record, "photos": [photo id, ...] (unit order), "images": [image
-//! records of those photos], "annotations": [[sentence record], ...] (the album's stories)}`,
-//! the records as the file gives them. Message (one line each):
-//! ```text
-//! album: {album title}
-//! description: {album description}
-//! photo 1: {photo title} (tags: {tags})
-//! photo 2: ...
-//! story {story_id}: {sentence} {sentence} ...
-//! ```
-//! Photos are numbered from 1 in frame order; the title is left out when empty, the tags part
-//! when there are no tags. A story's sentences are its `original_text`s (`text` when there is
-//! none), trimmed, in `worker_arranged_photo_order`; stories in file order.
+//! Syphus entry: `{"album": record, "photos": [photo id, ...] (frame order), "images": [the
+//! album's image records in file order], "annotations": [[sentence record], ...] (its photos'
+//! sentences in file order)}`, the records as the file gives them. Message: see
+//! [`syphus_message`].
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -45,7 +39,6 @@ const STAGE: &str = "scan";
 /// One story sentence, checked.
 struct Sentence {
     story_id: String,
-    album_id: String,
     photo_id: String,
     order: i64,
     record: Value,
@@ -55,10 +48,14 @@ struct Sentence {
 #[derive(Default)]
 struct Album {
     record: Option<Value>,
+    /// Its place in the `albums` lists.
+    position: u64,
     /// The file that listed it (or first named it).
     source: String,
-    /// Photo id -> its image record, if the images list has one.
+    /// Photo id -> its image record.
     images: BTreeMap<String, Option<Value>>,
+    /// Its image records in file order, as written (a photo listed twice is there twice).
+    image_records: Vec<Value>,
     sentences: Vec<Sentence>,
 }
 
@@ -67,7 +64,10 @@ pub fn scan(scenario: &Scenario) -> Result<ScanResult> {
     let media = media_rel(scenario);
     let mut result = ScanResult::default();
     let mut albums: BTreeMap<String, Album> = BTreeMap::new();
-    for file in &scenario.annotations {
+    // Photo id -> the album its image record names: a story sentence belongs to its photo's
+    // album, as Syphus's loader files it.
+    let mut photo_album: BTreeMap<String, String> = BTreeMap::new();
+    for (file_index, file) in scenario.annotations.iter().enumerate() {
         let file_name = file.display().to_string();
         let doc = super::read_json_object(
             file,
@@ -111,6 +111,13 @@ pub fn scan(scenario: &Scenario) -> Result<ScanResult> {
                 );
                 continue;
             };
+            if !(rec["title"].is_string() && rec["description"].is_string()) {
+                reject(
+                    id,
+                    "malformed album: `title` or `description` missing or not a string".into(),
+                );
+                continue;
+            }
             let album = albums.entry(id.clone()).or_default();
             if album.record.is_some() {
                 reject(
@@ -120,6 +127,7 @@ pub fn scan(scenario: &Scenario) -> Result<ScanResult> {
                 continue;
             }
             album.record = Some(rec);
+            album.position = crate::model::SourceRecord::position(file_index, n);
             album.source = file_name.clone();
         }
         for (n, rec) in image_recs.into_iter().enumerate() {
@@ -135,10 +143,19 @@ pub fn scan(scenario: &Scenario) -> Result<ScanResult> {
                 reject(format!("images[{n}]"), format!("malformed image: {e}"));
                 continue;
             }
+            if !(rec["title"].is_string() && rec["tags"].is_string()) {
+                reject(
+                    format!("images[{n}]"),
+                    "malformed image: `title` or `tags` missing or not a string".into(),
+                );
+                continue;
+            }
+            photo_album.insert(id.clone(), album_id.clone());
             let album = albums.entry(album_id).or_default();
             if album.source.is_empty() {
                 album.source = file_name.clone();
             }
+            album.image_records.push(rec.clone());
             album.images.entry(id).or_insert(None).get_or_insert(rec);
         }
         for (n, rec) in ann_recs.into_iter().enumerate() {
@@ -148,11 +165,17 @@ pub fn scan(scenario: &Scenario) -> Result<ScanResult> {
             };
             match parse_sentence(rec) {
                 Ok(s) => {
-                    let album = albums.entry(s.album_id.clone()).or_default();
-                    if album.source.is_empty() {
-                        album.source = file_name.clone();
-                    }
-                    album.images.entry(s.photo_id.clone()).or_insert(None);
+                    let Some(album_id) = photo_album.get(&s.photo_id) else {
+                        reject(
+                            format!("annotations[{n}]"),
+                            format!(
+                                "story {} names photo {}, which no `images` list has (Syphus's loader files a sentence under its photo's record)",
+                                s.story_id, s.photo_id
+                            ),
+                        );
+                        continue;
+                    };
+                    let album = albums.entry(album_id.clone()).or_default();
                     album.sentences.push(s);
                 }
                 Err(e) => reject(
@@ -179,12 +202,6 @@ pub fn scan(scenario: &Scenario) -> Result<ScanResult> {
             )));
             continue;
         };
-        if album.sentences.is_empty() {
-            result.rejects.push(reject(format!(
-                "album {album_id} has no story-in-sequence annotation"
-            )));
-            continue;
-        }
         let mut photos = Vec::new();
         for photo in photo_order(album) {
             if files.contains_key(&photo) {
@@ -216,10 +233,7 @@ pub fn scan(scenario: &Scenario) -> Result<ScanResult> {
             // Annotation only: the Syphus entry names every photo of the album.
             photos = photo_order(album);
         }
-        let images: Vec<Value> = photos
-            .iter()
-            .filter_map(|p| album.images[p].clone())
-            .collect();
+        let images = album.image_records.clone();
         let annotations: Vec<Value> = album
             .sentences
             .iter()
@@ -237,6 +251,10 @@ pub fn scan(scenario: &Scenario) -> Result<ScanResult> {
             media,
             times: Vec::new(),
             annotation,
+            records: vec![crate::model::SourceRecord {
+                position: album.position,
+                entry: Value::Null,
+            }],
         };
         match none_found {
             Some(r) => result.media_missing(
@@ -325,7 +343,6 @@ fn parse_sentence(record: Value) -> std::result::Result<Sentence, String> {
     let field =
         |key: &str| id_field(&record, key).ok_or(format!("`{key}` missing or not a string"));
     let story_id = field("story_id")?;
-    let album_id = field("album_id")?;
     let photo_id = field("photo_flickr_id")?;
     check_photo_id(&photo_id)?;
     let order = match &record["worker_arranged_photo_order"] {
@@ -334,100 +351,60 @@ fn parse_sentence(record: Value) -> std::result::Result<Sentence, String> {
         _ => None,
     }
     .ok_or("`worker_arranged_photo_order` missing or not an integer")?;
-    if sentence_text(&record).is_none() {
-        return Err("neither `original_text` nor `text` is a string".into());
+    if !record["text"].is_string() {
+        return Err("`text` missing or not a string".into());
     }
     Ok(Sentence {
         story_id,
-        album_id,
         photo_id,
         order,
         record,
     })
 }
 
-/// `original_text`, or `text` when that is missing or empty; trimmed.
-fn sentence_text(record: &Value) -> Option<String> {
-    let get = |k: &str| record[k].as_str().map(|s| s.trim().to_string());
-    match get("original_text") {
-        Some(s) if !s.is_empty() => Some(s),
-        orig => get("text").or(orig),
-    }
-}
-
-/// Syphus's VST message for an album entry (see the module documentation).
-pub fn syphus_message(annotation: &Value) -> String {
-    let album = &annotation["album"];
-    let text = |v: &Value, k: &str| v[k].as_str().unwrap_or_default().trim().to_string();
-    let mut lines = vec![
-        format!("album: {}", text(album, "title")),
-        format!("description: {}", text(album, "description")),
-    ];
-    let images: BTreeMap<String, &Value> = annotation["images"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|r| Some((id_field(r, "id")?, r)))
-        .collect();
-    let photos = annotation["photos"].as_array().cloned().unwrap_or_default();
-    for (i, photo) in photos.iter().enumerate() {
-        let mut line = format!("photo {}:", i + 1);
-        if let Some(rec) = photo.as_str().and_then(|p| images.get(p)) {
-            let title = text(rec, "title");
-            if !title.is_empty() {
-                line.push(' ');
-                line.push_str(&title);
-            }
-            let tags = text(rec, "tags");
-            if !tags.is_empty() {
-                line.push_str(&format!(" (tags: {tags})"));
-            }
+/// Syphus's VST message for an album entry, as its loader builds it: `title: {album title}`,
+/// `description: {album description}`, then for each image record of the album in file
+/// order a blank line, `image: {title}`, `tags: {tags}` and `annotations: ` + Python's
+/// `json.dumps` of the `text` of every story sentence of that photo, in file order; each line
+/// ends with `\n`. Title and tags are as written; a photo listed twice is listed twice, with
+/// its last record's title and tags.
+pub fn syphus_message(entry: &Value) -> String {
+    let str_of = |v: &Value| v.as_str().unwrap_or_default().to_string();
+    let album = &entry["album"];
+    let images: Vec<&Value> = entry["images"].as_array().into_iter().flatten().collect();
+    let mut last: BTreeMap<String, &Value> = BTreeMap::new();
+    for rec in &images {
+        if let Some(id) = id_field(rec, "id") {
+            last.insert(id, rec);
         }
-        lines.push(line);
     }
-    // Stories in file order, sentences in worker_arranged_photo_order.
-    // (story id, [(photo order, position in the entry, sentence)])
-    type Story = (String, Vec<(i64, usize, String)>);
-    let mut stories: Vec<Story> = Vec::new();
-    for (n, rec) in annotation["annotations"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .enumerate()
-    {
+    let mut texts: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    for rec in entry["annotations"].as_array().into_iter().flatten() {
         let rec = match rec {
             Value::Array(v) if v.len() == 1 => &v[0],
             other => other,
         };
-        let (Some(story_id), Some(sentence)) = (id_field(rec, "story_id"), sentence_text(rec))
-        else {
-            continue;
-        };
-        let order = rec["worker_arranged_photo_order"]
-            .as_i64()
-            .or_else(|| {
-                rec["worker_arranged_photo_order"]
-                    .as_str()?
-                    .trim()
-                    .parse()
-                    .ok()
-            })
-            .unwrap_or(i64::MAX);
-        match stories.iter_mut().find(|(id, _)| *id == story_id) {
-            Some((_, s)) => s.push((order, n, sentence)),
-            None => stories.push((story_id, vec![(order, n, sentence)])),
+        if let Some(photo) = id_field(rec, "photo_flickr_id") {
+            texts.entry(photo).or_default().push(rec["text"].clone());
         }
     }
-    for (story_id, mut sentences) in stories {
-        sentences.sort();
-        let body: Vec<String> = sentences
-            .into_iter()
-            .map(|(_, _, s)| s)
-            .filter(|s| !s.is_empty())
-            .collect();
-        lines.push(format!("story {story_id}: {}", body.join(" ")));
+    let mut m = format!(
+        "title: {}\ndescription: {}\n",
+        str_of(&album["title"]),
+        str_of(&album["description"])
+    );
+    for rec in images {
+        let id = id_field(rec, "id").unwrap_or_default();
+        let rec = last.get(&id).copied().unwrap_or(rec);
+        let texts = Value::Array(texts.get(&id).cloned().unwrap_or_default());
+        m.push_str(&format!(
+            "\nimage: {}\ntags: {}\nannotations: {}\n",
+            str_of(&rec["title"]),
+            str_of(&rec["tags"]),
+            super::py_json_dumps(&texts)
+        ));
     }
-    lines.join("\n")
+    m
 }
 
 /// How many stories an entry holds.
@@ -444,26 +421,16 @@ pub fn story_count(annotation: &Value) -> usize {
         .len()
 }
 
-/// `train.story-in-sequence.json` restricted to the given units: their albums, the image
-/// records of their photos and their stories, in unit order.
-pub fn native(units: &[&Unit]) -> Value {
+/// `train.story-in-sequence.json` of the given album entries (in file order): their albums,
+/// image records and story sentences.
+pub fn native(records: &[(&Unit, &Value)]) -> Value {
     let mut albums = Vec::new();
     let mut images = Vec::new();
     let mut annotations = Vec::new();
-    for u in units {
-        albums.push(u.annotation["album"].clone());
-        images.extend(
-            u.annotation["images"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default(),
-        );
-        annotations.extend(
-            u.annotation["annotations"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default(),
-        );
+    for (_, entry) in records {
+        albums.push(entry["album"].clone());
+        images.extend(entry["images"].as_array().cloned().unwrap_or_default());
+        annotations.extend(entry["annotations"].as_array().cloned().unwrap_or_default());
     }
     json!({"images": images, "albums": albums, "annotations": annotations})
 }
@@ -492,7 +459,7 @@ mod tests {
                 {"id": "12", "album_id": "7", "title": "Lake", "tags": ""},
                 {"id": "13", "album_id": "7", "title": "Dog", "tags": "dog"},
                 {"id": "14", "album_id": "7", "title": "Gone", "tags": ""},
-                {"id": "20", "album_id": "8", "title": "Nothing here"},
+                {"id": "20", "album_id": "8", "title": "Nothing here", "tags": ""},
                 {"album_id": "8"}
             ],
             "albums": [
@@ -526,9 +493,11 @@ mod tests {
         // The first story's order (10, 12), then the others by id; 14 has no file.
         assert_eq!(keys, ["10", "12", "11", "13"]);
         assert!(items[2].path.ends_with("images/train/11.png"));
+        // The loader's layout: every image record of the album in file order (14 too, which
+        // has no file), each with the `text` of its photo's sentences.
         assert_eq!(
             syphus_message(&r.units[0].annotation),
-            "album: A day out\ndescription: In the park.\nphoto 1: Gate (tags: park gate)\nphoto 2: Lake\nphoto 3:\nphoto 4: Dog (tags: dog)\nstory 100: We went in. Then the lake.\nstory 101: A dog."
+            "title: A day out \ndescription: In the park.\n\nimage: Gate\ntags: park gate\nannotations: [\" we went in. \"]\n\nimage: \ntags: \nannotations: []\n\nimage: Lake\ntags: \nannotations: [\"then the lake.\"]\n\nimage: Dog\ntags: dog\nannotations: [\"a dog.\"]\n\nimage: Gone\ntags: \nannotations: []\n"
         );
         assert_eq!(story_count(&r.units[0].annotation), 2);
         let errors: Vec<(&str, &str)> = r
@@ -554,12 +523,13 @@ mod tests {
             .any(|(i, e)| *i == "8" && e.contains("none of its 1 photo")));
         assert!(errors
             .iter()
-            .any(|(i, e)| *i == "9" && e.contains("no story-in-sequence")));
+            .any(|(i, e)| *i == "9" && e.contains("none of its 0 photo")));
         assert!(r.rejects.iter().all(|r| r.path.ends_with("sis.json")));
         assert_eq!(r.unannotated, 1, "99.jpg");
-        let native = native(&r.units.iter().collect::<Vec<_>>());
+        let records: Vec<(&Unit, &Value)> = r.units.iter().map(|u| (u, &u.annotation)).collect();
+        let native = native(&records);
         assert_eq!(native["albums"][0]["id"], "7");
-        assert_eq!(native["images"].as_array().unwrap().len(), 4);
+        assert_eq!(native["images"].as_array().unwrap().len(), 5);
         assert_eq!(native["annotations"].as_array().unwrap().len(), 3);
     }
 

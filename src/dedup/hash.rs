@@ -112,7 +112,7 @@ pub fn sharpness(img: &RgbFrame) -> f64 {
     laplacian_variance(&luma(img), img.width as usize, img.height as usize)
 }
 
-fn laplacian_variance(y: &[f32], w: usize, h: usize) -> f64 {
+pub(super) fn laplacian_variance(y: &[f32], w: usize, h: usize) -> f64 {
     if w < 3 || h < 3 {
         return 0.0;
     }
@@ -134,7 +134,7 @@ fn bits(it: impl Iterator<Item = bool>) -> u64 {
     it.fold(0u64, |h, b| (h << 1) | u64::from(b))
 }
 
-fn luma(img: &RgbFrame) -> Vec<f32> {
+pub(super) fn luma(img: &RgbFrame) -> Vec<f32> {
     img.data
         .chunks_exact(3)
         .map(|p| {

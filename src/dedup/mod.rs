@@ -25,12 +25,17 @@
 //!   of its frames to other units: its ids still resolve, through the remap, to the frames kept
 //!   in their place, so the unit keeps pictures to show.
 //!
+//! Before these, the quality filters (`[filter]` uniform and blur, see [`filter`]) take black,
+//! single-colour and blurred frames out: they are rows of the same table, with method `uniform`
+//! or `blur`, mapped to a kept frame of their own unit, and take no part in the matching.
+//!
 //! Each group keeps one frame: the first (`keep = "first"`) or the sharpest (`keep =
 //! "sharpest"`, variance of the Laplacian, ties to the first). Every other member maps straight
 //! to the kept frame (no chains). Matching is always against the anchor; with `sharpest` the kept
 //! frame may be another member, so a row's distance (to the kept frame) can then exceed
 //! `max_hamming`.
 
+pub mod filter;
 pub mod hash;
 pub mod index;
 
@@ -38,7 +43,6 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
-use serde::{Deserialize, Serialize};
 
 use crate::config::{DedupConfig, DedupScope, KeepRule};
 use crate::error::{Error, Result};
@@ -54,48 +58,7 @@ pub use hash::{dhash, hamming, looks, mean_luma, phash, sharpness, Looks};
 pub const MAX_LUMA_DELTA: f32 = 16.0;
 pub use index::HammingIndex;
 
-/// How a dropped frame relates to the frame kept in its place.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Method {
-    /// Identical pixels.
-    Exact,
-    /// Perceptual hashes within the threshold.
-    Phash,
-    /// CLIP embeddings with cosine at least `dedup.min_cosine`.
-    Semantic,
-}
-
-impl Method {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Method::Exact => "exact",
-            Method::Phash => "phash",
-            Method::Semantic => "semantic",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Method> {
-        match s {
-            "exact" => Some(Method::Exact),
-            "phash" => Some(Method::Phash),
-            "semantic" => Some(Method::Semantic),
-            _ => None,
-        }
-    }
-}
-
-/// One dropped frame: a row of `dedup.parquet` (`schemas/dedup.schema.json`).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct DedupRow {
-    pub dropped_id: String,
-    /// Always a kept frame (never itself dropped).
-    pub kept_id: String,
-    pub method: Method,
-    /// Hamming distance between the two pHashes; 0 for `exact`; for `semantic`,
-    /// `round(1000 * (1 - cosine))`.
-    pub distance: u32,
-}
+pub use crate::model::{DedupRow, Method};
 
 /// What deduplication needs to know about one frame.
 #[derive(Debug, Clone, PartialEq)]

@@ -15,6 +15,8 @@ use image::{ExtendedColorType, ImageDecoder, ImageEncoder, ImageReader, Limits};
 use crate::config::{Aspect, ImageConfig, ImageFormat, PngCompression, ResizeFilter};
 use crate::model::RgbFrame;
 
+pub mod letterbox;
+
 /// Largest side of an image file accepted by [`decode_file`].
 pub const MAX_SIDE: u32 = 16384;
 /// Most memory the decoder of one image file may allocate.
@@ -177,10 +179,7 @@ fn pad_centered(inner: &RgbFrame, w: u32, h: u32) -> RgbFrame {
     RgbFrame::new(w as u32, h as u32, data)
 }
 
-/// Whether `gap` is a valid [`ImageConfig::reducing_gap`]: 0 (off) or a number of at least 1.
-pub fn valid_reducing_gap(gap: f64) -> bool {
-    gap == 0.0 || (gap.is_finite() && gap >= 1.0)
-}
+pub use crate::config::valid_reducing_gap;
 
 /// The divisor (1, 2, 4 or 8) at which a `src_w` x `src_h` picture (upright) may be decoded
 /// before [`resize`] to `cfg`: the largest one whose picture is still at least

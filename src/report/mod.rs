@@ -2,29 +2,35 @@
 //! that needs no network and no script, with, per scenario of the manifest, the counts (units,
 //! frames stored / kept / dropped, rejects, instructions), histograms (SVG), contact sheets of a
 //! few units with a timeline of their frames and content cuts (PNG + inline SVG), the duplicate
-//! groups side by side, the rejects, the stage timings and links to every output.
+//! groups side by side, the frames the quality filters took (`[filter]`, by reason), the
+//! rejects, the stage timings and links to every output.
 //!
 //! Everything under `OUT/report/` is rebuilt from the run's own files, so the same run gives the
 //! same bytes, except the timings section of `index.html` (between `<!-- timings -->` and
 //! `<!-- /timings -->`), which shows `timings.json`. Like `timings.json`, the report is not
 //! listed in the manifest: it describes the outputs and is not one of them. Files of an earlier
 //! report that this one did not write are removed.
+//!
+//! Two steps: [`load::load`] reads the manifest, the tables and the JSON files into plain data
+//! ([`load::RunData`]); the rendering here (with [`html`], [`plots`] and [`sheet`]) turns that
+//! data into the page, its SVG plots and its PNG sheets, and reads nothing but the frame
+//! pictures the data names, one sheet at a time (see [`load`] for why).
 
 pub mod html;
+pub mod load;
 pub mod plots;
 pub mod sheet;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
-use crate::dedup::DedupRow;
+use crate::dedup::Method;
 use crate::error::{Error, Result};
-use crate::manifest::{Manifest, ScenarioEntry};
-use crate::model::{FrameRecord, Reject, RgbFrame, Unit};
-use crate::pipeline::Stage;
+use crate::model::RgbFrame;
 use crate::video::scenes::Signature;
 use html::{esc, url};
+use load::{DroppedFrame, FrameRef, RunData, ScenarioData, SheetFrame};
 use plots::Bins;
 use sheet::Tile;
 
@@ -71,27 +77,26 @@ pub struct ReportSummary {
     pub notes: Vec<String>,
 }
 
-/// Writes `OUT/report/`.
+/// Writes `OUT/report/`: [`load::load`], then [`render`].
 pub fn write(out: &Path, opts: &ReportOptions) -> Result<ReportSummary> {
-    if !out.join(crate::manifest::FILE_NAME).is_file() {
-        return Err(Error::Manifest {
-            path: out.join(crate::manifest::FILE_NAME),
-            message: "no manifest: nothing has run in this folder".into(),
-        });
-    }
-    let manifest = Manifest::load(out)?;
+    let data = load::load(out, opts)?;
+    render(&data, &out.join(DIR_NAME), opts)
+}
+
+/// Writes the report of `data` into `dir` (`OUT/report/`), removing the files of an earlier
+/// report that it does not write.
+pub fn render(data: &RunData, dir: &Path, opts: &ReportOptions) -> Result<ReportSummary> {
     let mut w = Writer {
-        dir: out.join(DIR_NAME),
+        dir: dir.to_path_buf(),
         written: BTreeSet::new(),
     };
     let mut notes = Vec::new();
     let mut body = String::new();
-    for (code, entry) in &manifest.scenarios {
-        let data = ScenarioData::load(out, code, entry);
-        body.push_str(&render_scenario(&mut w, &data, opts)?);
-        notes.extend(data.notes.iter().map(|n| format!("{code}: {n}")));
+    for d in &data.scenarios {
+        body.push_str(&render_scenario(&mut w, d, opts)?);
+        notes.extend(d.notes.iter().map(|n| format!("{}: {n}", d.code)));
     }
-    let page = page(out, &manifest, &body);
+    let page = page(data, &body);
     let index = w.file("index.html", page.as_bytes())?;
     w.remove_stale()?;
     Ok(ReportSummary {
@@ -139,124 +144,7 @@ fn remove_unlisted(dir: &Path, keep: &BTreeSet<PathBuf>) -> Result<()> {
     Ok(())
 }
 
-/// What the report reads of one scenario; whatever is missing or unreadable is left empty and
-/// noted.
-struct ScenarioData<'a> {
-    code: &'a str,
-    entry: &'a ScenarioEntry,
-    /// `OUT/{CODE}`.
-    dir: PathBuf,
-    units: Option<Vec<Unit>>,
-    frames: Option<Vec<FrameRecord>>,
-    dedup: Vec<DedupRow>,
-    /// Rejects of every stage, with the file (relative to OUT) they were read from.
-    rejects: Vec<(String, Reject)>,
-    timings: Option<serde_json::Value>,
-    /// Words of each unit's Syphus message.
-    message_words: Option<Vec<f64>>,
-    /// Words of each instruction plus its answer, over every instructions file.
-    instruction_words: Option<Vec<f64>>,
-    notes: Vec<String>,
-}
-
-impl<'a> ScenarioData<'a> {
-    fn load(out: &Path, code: &'a str, entry: &'a ScenarioEntry) -> ScenarioData<'a> {
-        let dir = out.join(code);
-        let mut notes = Vec::new();
-        let read = |path: PathBuf| -> Option<PathBuf> { path.is_file().then_some(path) };
-        let units = read(dir.join("units.parquet"))
-            .and_then(|p| keep_note(&mut notes, crate::tables::read_units(&p)));
-        let frames = read(dir.join("frames.parquet"))
-            .and_then(|p| keep_note(&mut notes, crate::tables::read_frames(&p)));
-        let dedup = read(dir.join("dedup.parquet"))
-            .and_then(|p| keep_note(&mut notes, crate::tables::read_dedup(&p)))
-            .unwrap_or_default();
-        let timings =
-            read(dir.join("timings.json")).and_then(|p| keep_note(&mut notes, read_json(&p)));
-        let query = dir.join("syphus").join(format!("{code}_query.json"));
-        let message_words = read(query)
-            .and_then(|p| keep_note(&mut notes, read_json(&p)))
-            .map(|v| {
-                v.as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(|e| words(e["sentences"].as_str().unwrap_or("")))
-                    .collect()
-            });
-        let mut rejects = Vec::new();
-        let mut instruction_words: Option<Vec<f64>> = None;
-        for output in entry.stages.values().flat_map(|s| &s.outputs) {
-            let p = out.join(&output.path);
-            if output.path.starts_with(&format!("{code}/rejects/")) {
-                if let Some(rows) = keep_note(&mut notes, crate::tables::read_rejects(&p)) {
-                    rejects.extend(rows.into_iter().map(|r| (output.path.clone(), r)));
-                }
-            } else if output.path.ends_with("_instructions.json")
-                && !output.path.contains("/syphus/")
-            {
-                if let Some(doc) = keep_note(&mut notes, read_json(&p)) {
-                    let list = instruction_words.get_or_insert_with(Vec::new);
-                    for item in doc["data"].as_object().into_iter().flat_map(|d| d.values()) {
-                        let text = |k: &str| item[k].as_str().unwrap_or("").to_string();
-                        list.push(words(&text("instruction")) + words(&text("answer")));
-                    }
-                }
-            }
-        }
-        rejects.sort();
-        ScenarioData {
-            code,
-            entry,
-            dir,
-            units,
-            frames,
-            dedup,
-            rejects,
-            timings,
-            message_words,
-            instruction_words,
-            notes,
-        }
-    }
-
-    fn dropped(&self) -> BTreeMap<&str, &DedupRow> {
-        self.dedup
-            .iter()
-            .map(|r| (r.dropped_id.as_str(), r))
-            .collect()
-    }
-
-    /// Stored frames by unit, each list in index order.
-    fn frames_by_unit(&self) -> BTreeMap<&str, Vec<&FrameRecord>> {
-        let mut m: BTreeMap<&str, Vec<&FrameRecord>> = BTreeMap::new();
-        for f in self.frames.iter().flatten() {
-            m.entry(&f.unit_id).or_default().push(f);
-        }
-        for list in m.values_mut() {
-            list.sort_by_key(|f| f.index);
-        }
-        m
-    }
-}
-
-fn keep_note<T>(notes: &mut Vec<String>, r: Result<T>) -> Option<T> {
-    r.map_err(|e| notes.push(format!("could not read {e}")))
-        .ok()
-}
-
-fn read_json(path: &Path) -> Result<serde_json::Value> {
-    let text = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    serde_json::from_slice(&text).map_err(|e| Error::Json {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    })
-}
-
-fn words(text: &str) -> f64 {
-    text.split_whitespace().count() as f64
-}
-
-fn page(out: &Path, manifest: &Manifest, body: &str) -> String {
+fn page(data: &RunData, body: &str) -> String {
     let mut s = String::new();
     let _ = write!(
         s,
@@ -265,21 +153,21 @@ fn page(out: &Path, manifest: &Manifest, body: &str) -> String {
 <title>mimicit report</title>\n<style>{}</style>\n</head>\n<body>\n<main>\n\
 <h1>mimicit report</h1>\n<p class=\"muted\">Made by {} from <a href=\"../manifest.json\">manifest.json</a>",
         html::STYLE,
-        esc(&manifest.tool)
+        esc(&data.tool)
     );
-    if out.join("data.yaml").is_file() {
+    if data.data_yaml {
         s.push_str(" and the trainer's <a href=\"../data.yaml\">data.yaml</a>");
     }
     s.push_str(".</p>\n<nav>");
-    for (code, entry) in &manifest.scenarios {
+    for d in &data.scenarios {
         let _ = write!(
             s,
             "<a href=\"#{c}\">{c} ({n})</a>",
-            c = esc(code),
-            n = esc(&entry.name)
+            c = esc(&d.code),
+            n = esc(&d.name)
         );
     }
-    if manifest.scenarios.is_empty() {
+    if data.scenarios.is_empty() {
         s.push_str("No scenario has run in this folder yet.");
     }
     s.push_str("</nav>\n");
@@ -289,17 +177,18 @@ fn page(out: &Path, manifest: &Manifest, body: &str) -> String {
 }
 
 fn render_scenario(w: &mut Writer, d: &ScenarioData, opts: &ReportOptions) -> Result<String> {
-    let code = d.code;
     let mut s = format!(
         "<section id=\"{c}\">\n<h2>{c}: {n}</h2>\n",
-        c = esc(code),
-        n = esc(&d.entry.name)
+        c = esc(&d.code),
+        n = esc(&d.name)
     );
     s.push_str(&counts_table(d));
     s.push_str("<h3>Stages</h3>\n");
     s.push_str(&stages_table(d));
     s.push_str(TIMINGS_BEGIN);
     s.push_str(&timings_table(d));
+    // Requests, latency and cost of the last syphus run: measurements, like the timings.
+    s.push_str(&syphus_table(d));
     s.push_str(TIMINGS_END);
     s.push('\n');
     s.push_str("<h3>Distributions</h3>\n");
@@ -307,9 +196,11 @@ fn render_scenario(w: &mut Writer, d: &ScenarioData, opts: &ReportOptions) -> Re
     s.push_str("<h3>Contact sheets</h3>\n");
     s.push_str(&render_sheets(w, d, opts)?);
     s.push_str("<h3>Duplicates</h3>\n");
-    s.push_str(&render_duplicates(w, d, opts)?);
+    s.push_str(&render_duplicates(w, d)?);
+    s.push_str("<h3>Filtered frames</h3>\n");
+    s.push_str(&render_filtered(w, d)?);
     s.push_str("<h3>Rejects</h3>\n");
-    s.push_str(&rejects_table(d, opts));
+    s.push_str(&rejects_table(d));
     s.push_str("<h3>Outputs</h3>\n");
     s.push_str(&outputs_table(d));
     if !d.notes.is_empty() {
@@ -329,70 +220,70 @@ fn num(n: impl std::fmt::Display) -> String {
 
 fn counts_table(d: &ScenarioData) -> String {
     let dash = || "–".to_string();
-    let stored = d.frames.as_ref().map(|f| f.len());
-    let dropped = d.dedup.len();
-    let by_method = |m: crate::dedup::Method| d.dedup.iter().filter(|r| r.method == m).count();
-    let instructions: Option<u64> = d.entry.stages.get("pack").map(|p| {
-        p.outputs
-            .iter()
-            .filter(|o| o.path.ends_with("_instructions.json") && !o.path.contains("/syphus/"))
-            .filter_map(|o| o.rows)
-            .sum()
-    });
-    let mut by_stage: BTreeMap<&str, usize> = BTreeMap::new();
-    for (_, r) in &d.rejects {
-        *by_stage.entry(&r.stage).or_default() += 1;
-    }
-    let rejected = if by_stage.is_empty() {
+    let t = &d.totals;
+    let filtered = t.filtered();
+    let rejected = if d.rejects.by_stage.is_empty() {
         "0".to_string()
     } else {
-        let parts: Vec<String> = by_stage.iter().map(|(k, v)| format!("{k} {v}")).collect();
-        format!("{} ({})", d.rejects.len(), esc(&parts.join(", ")))
+        let parts: Vec<String> = d
+            .rejects
+            .by_stage
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
+        format!("{} ({})", d.rejects.total, esc(&parts.join(", ")))
     };
     let rows = vec![
+        vec!["units".into(), t.units.map(num).unwrap_or_else(dash)],
         vec![
-            "units".into(),
-            d.units.as_ref().map(|u| num(u.len())).unwrap_or_else(dash),
+            "frames stored".into(),
+            t.frames_stored.map(num).unwrap_or_else(dash),
         ],
-        vec!["frames stored".into(), stored.map(num).unwrap_or_else(dash)],
         vec![
             "frames kept".into(),
-            stored
-                .map(|n| num(n.saturating_sub(dropped)))
+            t.frames_stored
+                .map(|n| num(n.saturating_sub(t.dropped)))
                 .unwrap_or_else(dash),
         ],
         vec![
             "frames dropped as duplicates".into(),
             format!(
                 "{} (exact {}, near {}, semantic {})",
-                dropped,
-                by_method(crate::dedup::Method::Exact),
-                by_method(crate::dedup::Method::Phash),
-                by_method(crate::dedup::Method::Semantic)
+                t.dropped - filtered,
+                t.dropped_with(Method::Exact),
+                t.dropped_with(Method::Phash),
+                t.dropped_with(Method::Semantic)
+            ),
+        ],
+        vec![
+            "frames dropped by quality filters".into(),
+            format!(
+                "{} (uniform {}, blur {})",
+                filtered,
+                t.dropped_with(Method::Uniform),
+                t.dropped_with(Method::Blur)
             ),
         ],
         vec!["items rejected".into(), rejected],
         vec![
             "Syphus messages".into(),
-            d.message_words
-                .as_ref()
-                .map(|m| num(m.len()))
-                .unwrap_or_else(dash),
+            t.messages.map(num).unwrap_or_else(dash),
         ],
         vec![
             "instructions".into(),
-            instructions.map(num).unwrap_or_else(dash),
+            t.instructions.map(num).unwrap_or_else(dash),
         ],
     ];
     html::table("counts", &["what", "count"], &rows)
 }
 
 fn stages_table(d: &ScenarioData) -> String {
-    let rows: Vec<Vec<String>> = Stage::ALL
+    let rows: Vec<Vec<String>> = d
+        .stages
         .iter()
-        .map(|stage| match d.entry.stages.get(stage.name()) {
+        .map(|stage| match &stage.run {
             Some(e) => vec![
-                stage.name().into(),
+                stage.id.name().into(),
                 "finished".into(),
                 num(e.counts.ok),
                 num(e.counts.rejected),
@@ -401,7 +292,7 @@ fn stages_table(d: &ScenarioData) -> String {
                 num(html::bytes(e.outputs.iter().map(|o| o.bytes).sum())),
             ],
             None => {
-                let mut row = vec![stage.name().into(), "not run".into()];
+                let mut row = vec![stage.id.name().into(), "not run".into()];
                 row.extend(std::iter::repeat_n(String::new(), 5));
                 row
             }
@@ -416,34 +307,80 @@ fn stages_table(d: &ScenarioData) -> String {
     )
 }
 
+/// The last syphus run (`syphus/stats.json`): requests, tokens, retries, failures by cause,
+/// the latency histogram and the cost; nothing when the stage has not run.
+fn syphus_table(d: &ScenarioData) -> String {
+    let Some(st) = &d.syphus else {
+        return String::new();
+    };
+    let n = |v: u64| num(v.to_string());
+    let mut rows = vec![
+        vec!["queries".to_string(), n(st.queries)],
+        vec!["distinct requests".into(), n(st.requests_planned)],
+        vec!["answered from the store".into(), n(st.served_from_store)],
+        vec!["HTTP requests sent".into(), n(st.requests_sent)],
+        vec!["of them retries".into(), n(st.retries)],
+        vec![
+            "reask and translation requests".into(),
+            n(st.reask_requests + st.translation_requests),
+        ],
+        vec!["most in flight".into(), n(st.in_flight_peak)],
+        vec![
+            "tokens in / out".into(),
+            format!("{} / {}", n(st.prompt_tokens), n(st.completion_tokens)),
+        ],
+        vec![
+            "cost".into(),
+            st.cost
+                .map(|c| num(format!("{c:.4}")))
+                .unwrap_or_else(|| "(no prices set)".into()),
+        ],
+    ];
+    for (cause, count) in &st.failures {
+        rows.push(vec![format!("failed attempts: {}", esc(cause)), n(*count)]);
+    }
+    let h = &st.latency;
+    let mut lat = Vec::new();
+    let mut low = 0;
+    for (i, count) in h.counts.iter().enumerate() {
+        let label = match h.bounds_ms.get(i) {
+            Some(b) => format!("{low}–{b} ms"),
+            None => format!("over {low} ms"),
+        };
+        if let Some(b) = h.bounds_ms.get(i) {
+            low = *b;
+        }
+        if *count > 0 {
+            lat.push(vec![label, n(*count)]);
+        }
+    }
+    format!(
+        "<h3>Syphus</h3>\n<p class=\"muted\">The last syphus run (<a href=\"../{}/syphus/stats.json\">stats.json</a>).</p>\n{}{}",
+        url(&d.code),
+        html::table("syphus", &["", "count"], &rows),
+        html::table("syphus-latency", &["latency", "responses"], &lat),
+    )
+}
+
 /// The last run's `timings.json`: wall and CPU time, throughput (ok items per wall second) and
 /// the CPU/wall ratio (about the number of busy cores).
 fn timings_table(d: &ScenarioData) -> String {
-    let Some(stages) = d.timings.as_ref().and_then(|t| t["stages"].as_array()) else {
+    let Some(stages) = &d.timings else {
         return "<p class=\"muted\">No timings.json.</p>\n".into();
     };
-    let none_ran = !stages.iter().any(|st| st["status"] == "ran");
+    let none_ran = !stages.iter().any(|st| st.status == "ran");
     let rows: Vec<Vec<String>> = stages
         .iter()
         .map(|st| {
             // An up-to-date stage shows what the run that last ran it measured, if known.
-            let earlier = st["status"] != "ran" && st["last_ran"].is_object();
-            let src = if earlier { &st["last_ran"] } else { st };
-            let f = |k: &str| src[k].as_f64();
-            let wall = f("wall_s").unwrap_or(0.0);
-            let ran = st["status"] == "ran" || earlier;
-            let cpu = f("cpu_s");
-            let ok = st["ok"].as_f64().unwrap_or(0.0);
+            let (wall, cpu, ran) = (st.wall_s, st.cpu_s, st.has_times());
             let secs = |v: f64| num(format!("{v:.3}"));
             vec![
-                esc(st["stage"].as_str().unwrap_or("")),
-                if earlier {
-                    format!(
-                        "{} (times of the run that last ran it)",
-                        esc(st["status"].as_str().unwrap_or(""))
-                    )
+                esc(&st.stage),
+                if st.from_last_ran {
+                    format!("{} (times of the run that last ran it)", esc(&st.status))
                 } else {
-                    esc(st["status"].as_str().unwrap_or(""))
+                    esc(&st.status)
                 },
                 if ran { secs(wall) } else { String::new() },
                 match cpu {
@@ -451,7 +388,7 @@ fn timings_table(d: &ScenarioData) -> String {
                     _ => String::new(),
                 },
                 if ran && wall > 0.0 {
-                    num(format!("{:.1}", ok / wall))
+                    num(format!("{:.1}", st.ok / wall))
                 } else {
                     String::new()
                 },
@@ -465,7 +402,7 @@ fn timings_table(d: &ScenarioData) -> String {
     format!(
         "<p class=\"muted\">Timings of the last <code>mimicit</code> command on this scenario \
 (<a href=\"../{}/timings.json\">timings.json</a>); stages that were up to date did not run{}.</p>\n{}",
-        url(d.code),
+        url(&d.code),
         if none_ran {
             " (none ran: <code>--force</code> runs them again)"
         } else {
@@ -480,36 +417,18 @@ fn timings_table(d: &ScenarioData) -> String {
 }
 
 fn render_plots(w: &mut Writer, d: &ScenarioData) -> Result<String> {
-    let by_unit = d.frames_by_unit();
-    let dropped = d.dropped();
-    let mut plots: Vec<(&str, &str, Vec<f64>, Bins, &str)> = Vec::new();
-    if d.frames.is_some() {
-        // Units without any frame count as 0.
-        let mut kept: BTreeMap<&str, f64> = d
-            .units
-            .iter()
-            .flatten()
-            .map(|u| (u.id.as_str(), 0.0))
-            .collect();
-        let mut span = Vec::new();
-        for (unit, list) in &by_unit {
-            let n = list
-                .iter()
-                .filter(|f| !dropped.contains_key(f.image_id.as_str()))
-                .count();
-            kept.insert(unit, n as f64);
-            let times: Vec<f64> = list.iter().filter_map(|f| f.time_s).collect();
-            if let (Some(a), Some(b)) = (times.first(), times.last()) {
-                span.push(b - a);
-            }
-        }
+    let v = &d.distributions;
+    let mut plots: Vec<(&str, &str, &[f64], Bins, &str)> = Vec::new();
+    if let Some(kept) = &v.frames_per_unit {
         plots.push((
             "frames_per_unit",
             "Kept frames per unit",
-            kept.into_values().collect(),
+            kept,
             Bins::Integers,
             "kept frames",
         ));
+    }
+    if let Some(span) = &v.unit_span {
         plots.push((
             "unit_span",
             "Time from the first to the last stored frame of each video unit",
@@ -518,34 +437,29 @@ fn render_plots(w: &mut Writer, d: &ScenarioData) -> Result<String> {
             "seconds",
         ));
     }
-    let code: Option<crate::config::Code> =
-        serde_json::from_value(serde_json::Value::String(d.code.to_string())).ok();
-    if let (Some(units), Some(code)) = (&d.units, code) {
+    if let Some(a) = &v.annotations_per_unit {
         plots.push((
             "annotations_per_unit",
             "Annotation items per unit (captions, narrations, descriptions, ...)",
-            units
-                .iter()
-                .map(|u| crate::corpus::annotation_count(code, &u.annotation) as f64)
-                .collect(),
+            a,
             Bins::Integers,
             "annotation items",
         ));
     }
-    if let Some(v) = &d.message_words {
+    if let Some(m) = &v.message_words {
         plots.push((
             "message_words",
             "Words per Syphus message (one per unit)",
-            v.clone(),
+            m,
             Bins::Range(12),
             "words",
         ));
     }
-    if let Some(v) = &d.instruction_words {
+    if let Some(i) = &v.instruction_words {
         plots.push((
             "instruction_words",
             "Words per instruction and its answer",
-            v.clone(),
+            i,
             Bins::Range(12),
             "words",
         ));
@@ -553,25 +467,15 @@ fn render_plots(w: &mut Writer, d: &ScenarioData) -> Result<String> {
     plots.push((
         "dedup_distance",
         "Hamming distance of each dropped frame's pHash to the kept frame's (0: exact duplicate)",
-        d.dedup
-            .iter()
-            .filter(|r| r.method != crate::dedup::Method::Semantic)
-            .map(|r| f64::from(r.distance))
-            .collect(),
+        &v.dedup_distance,
         Bins::Integers,
         "Hamming distance",
     ));
-    let semantic: Vec<f64> = d
-        .dedup
-        .iter()
-        .filter(|r| r.method == crate::dedup::Method::Semantic)
-        .map(|r| 1.0 - f64::from(r.distance) / 1000.0)
-        .collect();
-    if !semantic.is_empty() {
+    if !v.dedup_cosine.is_empty() {
         plots.push((
             "dedup_cosine",
             "CLIP cosine of each frame dropped by semantic dedup to the kept frame",
-            semantic,
+            &v.dedup_cosine,
             Bins::Range(12),
             "cosine",
         ));
@@ -579,7 +483,7 @@ fn render_plots(w: &mut Writer, d: &ScenarioData) -> Result<String> {
     let mut s = String::from("<div class=\"plots\">\n");
     let mut empty = Vec::new();
     for (name, title, values, bins, x_label) in plots {
-        let Some(svg) = plots::histogram_svg(&values, bins, x_label) else {
+        let Some(svg) = plots::histogram_svg(values, bins, x_label) else {
             empty.push(esc(title));
             continue;
         };
@@ -606,43 +510,38 @@ fn render_plots(w: &mut Writer, d: &ScenarioData) -> Result<String> {
 }
 
 fn render_sheets(w: &mut Writer, d: &ScenarioData, opts: &ReportOptions) -> Result<String> {
-    let by_unit = d.frames_by_unit();
-    if by_unit.is_empty() {
+    let total = d.sheets.units_with_frames;
+    if total == 0 {
         return Ok("<p class=\"muted\">No stored frames.</p>\n".into());
     }
-    let dropped = d.dropped();
-    let units: BTreeMap<&str, &Unit> = d
-        .units
-        .iter()
-        .flatten()
-        .map(|u| (u.id.as_str(), u))
-        .collect();
     let mut s = format!(
         "<p class=\"muted\">The first {} of {} units with frames, by id: their kept frames with \
-timestamps; on the timeline, kept frames, frames dropped as duplicates, annotation times and \
-content cuts between consecutive stored frames (luma-histogram change above {CUT_THRESHOLD}).</p>\n",
-        opts.sheets.min(by_unit.len()),
-        by_unit.len()
+timestamps; on the timeline, kept frames, frames dropped as duplicates or by a quality filter, \
+annotation times and content cuts between consecutive stored frames (luma-histogram change above {CUT_THRESHOLD}).</p>\n",
+        opts.sheets.min(total),
+        total
     );
-    for (i, (unit, list)) in by_unit.iter().take(opts.sheets).enumerate() {
+    for (i, unit) in d.sheets.units.iter().enumerate() {
+        let list = &unit.frames;
+        // The pictures of this sheet only: read here, dropped when it is drawn.
         let decoded: Vec<Option<RgbFrame>> = list
             .iter()
-            .map(|f| crate::imaging::decode_file(&d.dir.join(&f.file)).ok())
+            .map(|f| crate::imaging::decode_file(&d.dir.join(&f.frame.file)).ok())
             .collect();
         let unreadable: Vec<&str> = list
             .iter()
             .zip(&decoded)
             .filter(|(_, img)| img.is_none())
-            .map(|(f, _)| f.image_id.as_str())
+            .map(|(f, _)| f.frame.image_id.as_str())
             .collect();
         let kept: Vec<usize> = (0..list.len())
-            .filter(|&k| !dropped.contains_key(list[k].image_id.as_str()))
+            .filter(|&k| list[k].dropped.is_none())
             .collect();
         let shown = sheet::spread(kept.len(), sheet::MAX_TILES);
         let tiles: Vec<Tile> = shown
             .iter()
             .map(|&k| {
-                let f = list[kept[k]];
+                let f = &list[kept[k]].frame;
                 Tile {
                     image: decoded[kept[k]]
                         .as_ref()
@@ -659,16 +558,15 @@ content cuts between consecutive stored frames (luma-histogram change above {CUT
             s,
             "<figure class=\"sheet\"><img src=\"{}\" alt=\"frames of {}\">",
             url(&rel),
-            esc(unit)
+            esc(&unit.unit_id)
         );
-        let unit_entry = units.get(unit).copied();
-        if let Some(svg) = timeline(list, &decoded, &dropped, unit_entry, picture.width) {
+        if let Some(svg) = timeline(list, &decoded, &unit.annotation_times, picture.width) {
             s.push_str(&svg);
         }
         let _ = write!(
             s,
             "<figcaption><span class=\"id\">{}</span>: {} frames stored, {} kept{}",
-            esc(unit),
+            esc(&unit.unit_id),
             list.len(),
             kept.len(),
             if shown.len() < kept.len() {
@@ -689,6 +587,7 @@ content cuts between consecutive stored frames (luma-histogram change above {CUT
     s.push_str(
         "<p class=\"legend muted\"><span><span class=\"swatch\" style=\"background:#1f6fb2\"></span>kept frame</span>\
 <span><span class=\"swatch\" style=\"background:#8c959f\"></span>dropped duplicate</span>\
+<span><span class=\"swatch\" style=\"background:#8250df\"></span>filtered (uniform or blurred)</span>\
 <span><span class=\"swatch\" style=\"background:#cf222e\"></span>content cut</span>\
 <span><span class=\"swatch\" style=\"background:#bf8700\"></span>annotation time</span></p>\n",
     );
@@ -700,7 +599,7 @@ content cuts between consecutive stored frames (luma-histogram change above {CUT
 fn cuts(frames: &[(f64, &RgbFrame)]) -> Vec<(f64, f64)> {
     let sigs: Vec<(f64, Signature)> = frames
         .iter()
-        .map(|(t, img)| (*t, luma_signature(img)))
+        .map(|(t, img)| (*t, Signature::from_rgb(img)))
         .collect();
     sigs.windows(2)
         .filter_map(|p| {
@@ -710,33 +609,22 @@ fn cuts(frames: &[(f64, &RgbFrame)]) -> Vec<(f64, f64)> {
         .collect()
 }
 
-fn luma_signature(img: &RgbFrame) -> Signature {
-    let luma: Vec<u8> = img
-        .data
-        .chunks_exact(3)
-        .map(|p| ((77 * u32::from(p[0]) + 150 * u32::from(p[1]) + 29 * u32::from(p[2])) >> 8) as u8)
-        .collect();
-    let (w, h) = (img.width as usize, img.height as usize);
-    Signature::from_gray(w, h, w, &luma)
-}
-
-/// An inline SVG strip of a video unit's timeline, or None when its frames carry no times.
+/// An inline SVG strip of a video unit's timeline (its stored frames, their pictures as
+/// decoded, its annotation times), or None when its frames carry no times.
 fn timeline(
-    list: &[&FrameRecord],
+    list: &[SheetFrame],
     decoded: &[Option<RgbFrame>],
-    dropped: &BTreeMap<&str, &DedupRow>,
-    unit: Option<&Unit>,
+    marks: &[f64],
     width: u32,
 ) -> Option<String> {
-    let timed: Vec<(f64, &FrameRecord, Option<&RgbFrame>)> = list
+    let timed: Vec<(f64, &SheetFrame, Option<&RgbFrame>)> = list
         .iter()
         .zip(decoded)
-        .filter_map(|(f, img)| Some((f.time_s?, *f, img.as_ref())))
+        .filter_map(|(f, img)| Some((f.frame.time_s?, f, img.as_ref())))
         .collect();
     if timed.is_empty() {
         return None;
     }
-    let marks: Vec<f64> = unit.map(|u| u.times.clone()).unwrap_or_default();
     let readable: Vec<(f64, &RgbFrame)> = timed
         .iter()
         .filter_map(|(t, _, img)| Some((*t, (*img)?)))
@@ -758,7 +646,7 @@ fn timeline(
 <rect x=\"10\" y=\"14\" width=\"{}\" height=\"12\" fill=\"#eaeef2\"/>",
         w - 20.0
     );
-    for t in &marks {
+    for t in marks {
         let _ = write!(
             s,
             "<path d=\"M{0:.1} 13 l-4 -7 h8 z\" fill=\"#bf8700\"><title>annotation time {1}</title></path>",
@@ -767,16 +655,20 @@ fn timeline(
         );
     }
     for (t, f, _) in &timed {
-        let is_dropped = dropped.contains_key(f.image_id.as_str());
+        let (colour, note) = match f.dropped {
+            Some(m) if m.is_filter() => ("#8250df", format!(" (filtered: {})", m.as_str())),
+            Some(_) => ("#8c959f", " (dropped)".to_string()),
+            None => ("#1f6fb2", String::new()),
+        };
         let _ = write!(
             s,
             "<line x1=\"{0:.1}\" x2=\"{0:.1}\" y1=\"{1}\" y2=\"28\" stroke=\"{2}\" stroke-width=\"2\"><title>{3} {4}{5}</title></line>",
             x(*t),
-            if is_dropped { 18 } else { 12 },
-            if is_dropped { "#8c959f" } else { "#1f6fb2" },
-            esc(&f.image_id),
-            sheet::time_label(Some(*t), f.index),
-            if is_dropped { " (dropped)" } else { "" }
+            if f.dropped.is_some() { 18 } else { 12 },
+            colour,
+            esc(&f.frame.image_id),
+            sheet::time_label(Some(*t), f.frame.index),
+            note
         );
     }
     for (t, change) in &cuts {
@@ -799,47 +691,45 @@ fn timeline(
     Some(s)
 }
 
-fn render_duplicates(w: &mut Writer, d: &ScenarioData, opts: &ReportOptions) -> Result<String> {
-    if d.dedup.is_empty() {
+/// The tile of a frame the page names: its picture, read now, or an empty bordered cell when
+/// the frame is not in `frames.parquet`.
+fn named_tile(d: &ScenarioData, frame: Option<&FrameRef>, border: [u8; 3]) -> Tile {
+    match frame {
+        Some(f) => sheet::frame_tile(&d.dir, f, Some(border)),
+        None => Tile {
+            image: None,
+            label: String::new(),
+            border: Some(border),
+        },
+    }
+}
+
+fn render_duplicates(w: &mut Writer, d: &ScenarioData) -> Result<String> {
+    let dup = &d.duplicates;
+    if dup.groups == 0 {
         return Ok("<p class=\"muted\">No frame was dropped as a duplicate.</p>\n".into());
     }
-    let frames: BTreeMap<&str, &FrameRecord> = d
-        .frames
-        .iter()
-        .flatten()
-        .map(|f| (f.image_id.as_str(), f))
-        .collect();
-    let mut groups: BTreeMap<&str, Vec<&DedupRow>> = BTreeMap::new();
-    for r in &d.dedup {
-        groups.entry(&r.kept_id).or_default().push(r);
-    }
-    let shown = opts.dedup_groups.min(groups.len());
     let mut s = format!(
         "<p class=\"muted\">{} {}, {} shown (the first by kept frame id): the kept frame (green) \
 and the frames dropped in its favour (red), with the method and the Hamming distance of their \
 pHashes.</p>\n",
-        groups.len(),
-        if groups.len() == 1 { "group" } else { "groups" },
-        shown
+        dup.groups,
+        if dup.groups == 1 { "group" } else { "groups" },
+        dup.shown.len()
     );
-    for (i, (kept, rows)) in groups.iter().take(opts.dedup_groups).enumerate() {
-        let tile = |id: &str, border| match frames.get(id) {
-            Some(f) => sheet::frame_tile(&d.dir, f, Some(border)),
-            None => Tile {
-                image: None,
-                label: String::new(),
-                border: Some(border),
-            },
-        };
-        let mut tiles = vec![tile(kept, sheet::KEPT)];
+    for (i, group) in dup.shown.iter().enumerate() {
+        let mut tiles = vec![named_tile(d, group.kept.as_ref(), sheet::KEPT)];
         tiles.extend(
-            rows.iter()
+            group
+                .dropped
+                .iter()
                 .take(sheet::MAX_TILES - 1)
-                .map(|r| tile(&r.dropped_id, sheet::DROPPED)),
+                .map(|r| named_tile(d, r.frame.as_ref(), sheet::DROPPED)),
         );
         let rel = format!("{}/duplicates_{i:03}.png", d.code);
         w.file(&rel, &sheet::png(&sheet::compose(&tiles, sheet::COLUMNS))?)?;
-        let dropped: Vec<String> = rows
+        let dropped: Vec<String> = group
+            .dropped
             .iter()
             .map(|r| {
                 format!(
@@ -855,22 +745,81 @@ pHashes.</p>\n",
             "<figure class=\"sheet\"><img src=\"{}\" alt=\"duplicates of {}\"><figcaption>kept \
 <span class=\"id\">{}</span>; dropped {}</figcaption></figure>",
             url(&rel),
-            esc(kept),
-            esc(kept),
+            esc(&group.kept_id),
+            esc(&group.kept_id),
             dropped.join(", ")
         );
     }
     Ok(s)
 }
 
-fn rejects_table(d: &ScenarioData, opts: &ReportOptions) -> String {
-    if d.rejects.is_empty() {
+/// The frames the quality filters took, one contact sheet per reason (the first
+/// [`sheet::MAX_TILES`] by id), each with the measure that decided and the frame kept in its
+/// place.
+fn render_filtered(w: &mut Writer, d: &ScenarioData) -> Result<String> {
+    let mut s = String::new();
+    for group in &d.filtered {
+        let (what, measure) = match group.method {
+            Method::Uniform => (
+                "black or of one colour",
+                "thousandths of the pixels within 8 luma levels of the median",
+            ),
+            Method::Blur => ("blurred", "variance of the Laplacian of the luma"),
+            // Not filters: the loader makes no group of them.
+            Method::Exact | Method::Phash | Method::Semantic => ("", ""),
+        };
+        let method = group.method.as_str();
+        let shown: &[DroppedFrame] = &group.shown;
+        let tiles: Vec<Tile> = shown
+            .iter()
+            .map(|r| named_tile(d, r.frame.as_ref(), sheet::DROPPED))
+            .collect();
+        let rel = format!("{}/filtered_{method}.png", d.code);
+        w.file(&rel, &sheet::png(&sheet::compose(&tiles, sheet::COLUMNS))?)?;
+        let listed: Vec<String> = shown
+            .iter()
+            .map(|r| {
+                format!(
+                    "<span class=\"id\">{}</span> ({}, kept <span class=\"id\">{}</span>)",
+                    esc(&r.dropped_id),
+                    r.distance,
+                    esc(&r.kept_id)
+                )
+            })
+            .collect();
+        let _ = writeln!(
+            s,
+            "<figure class=\"sheet\"><img src=\"{}\" alt=\"frames filtered as {}\"><figcaption>{} \
+{} {} ({}{}; in brackets the {} and the frame kept in its place): {}</figcaption></figure>",
+            url(&rel),
+            method,
+            group.total,
+            if group.total == 1 { "frame" } else { "frames" },
+            what,
+            method,
+            if group.total > shown.len() {
+                format!(", the first {} shown", shown.len())
+            } else {
+                String::new()
+            },
+            measure,
+            listed.join(", ")
+        );
+    }
+    if s.is_empty() {
+        s.push_str("<p class=\"muted\">No frame was taken by a quality filter.</p>\n");
+    }
+    Ok(s)
+}
+
+fn rejects_table(d: &ScenarioData) -> String {
+    let r = &d.rejects;
+    if r.total == 0 {
         return "<p class=\"muted\">Nothing was rejected.</p>\n".into();
     }
-    let rows: Vec<Vec<String>> = d
-        .rejects
+    let rows: Vec<Vec<String>> = r
+        .shown
         .iter()
-        .take(opts.rejects)
         .map(|(file, r)| {
             vec![
                 format!("<a href=\"../{}\">{}</a>", url(file), esc(&r.stage)),
@@ -881,11 +830,11 @@ fn rejects_table(d: &ScenarioData, opts: &ReportOptions) -> String {
         })
         .collect();
     let mut s = html::table("rejects", &["stage", "item", "file", "error"], &rows);
-    if d.rejects.len() > opts.rejects {
+    if r.total > r.shown.len() {
         let _ = writeln!(
             s,
             "<p class=\"muted\">{} more in the rejects files.</p>",
-            d.rejects.len() - opts.rejects
+            r.total - r.shown.len()
         );
     }
     s
@@ -893,13 +842,13 @@ fn rejects_table(d: &ScenarioData, opts: &ReportOptions) -> String {
 
 fn outputs_table(d: &ScenarioData) -> String {
     let mut rows = Vec::new();
-    for stage in Stage::ALL {
-        let Some(e) = d.entry.stages.get(stage.name()) else {
+    for stage in &d.stages {
+        let Some(e) = &stage.run else {
             continue;
         };
         for o in &e.outputs {
             rows.push(vec![
-                stage.name().into(),
+                stage.id.name().into(),
                 format!("<a href=\"../{}\">{}</a>", url(&o.path), esc(&o.path)),
                 num(html::bytes(o.bytes)),
                 o.rows.map(num).unwrap_or_default(),
@@ -909,8 +858,8 @@ fn outputs_table(d: &ScenarioData) -> String {
     let mut s = format!(
         "<p class=\"muted\">Every file the manifest lists for {}; the frame store \
 (<code>{}/frames/</code>) is listed in <code>frames.parquet</code>.</p>\n",
-        esc(d.code),
-        esc(d.code)
+        esc(&d.code),
+        esc(&d.code)
     );
     s.push_str(&html::table(
         "outputs",

@@ -3,12 +3,12 @@
 //! The labels use a built-in 3x5 pixel font of the few characters a timestamp needs, so the
 //! sheets depend on no font file and come out byte-identical on every machine.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use super::load::FrameRef;
 use crate::config::{Aspect, ImageConfig, ImageFormat, ResizeFilter};
 use crate::error::Result;
-use crate::model::{FrameRecord, RgbFrame};
+use crate::model::RgbFrame;
 
 /// Size of one tile (the frame is fitted inside, keeping its shape) and of the gaps. Square,
 /// like the 224x224 frames of the MIMIC-IT release.
@@ -125,19 +125,14 @@ pub fn spread(n: usize, max: usize) -> Vec<usize> {
 }
 
 /// `mimicit frames ... --contact-sheet`: one sheet per video of a `frames` output folder, from
-/// its `frames.parquet`, as `DIR/contact_sheets/{video}.png`. Returns the files written.
+/// its `frames.parquet` (read by [`super::load::frames_by_video`]), as
+/// `DIR/contact_sheets/{video}.png`. Returns the files written.
 pub fn write_frames_dir_sheets(dir: &Path) -> Result<Vec<PathBuf>> {
-    let frames = crate::tables::read_frames(&dir.join("frames.parquet"))?;
-    let mut by_video: BTreeMap<&str, Vec<&FrameRecord>> = BTreeMap::new();
-    for f in &frames {
-        by_video.entry(&f.unit_id).or_default().push(f);
-    }
     let mut written = Vec::new();
-    for (video, mut list) in by_video {
-        list.sort_by_key(|f| f.index);
+    for (video, list) in super::load::frames_by_video(dir)? {
         let tiles: Vec<Tile> = spread(list.len(), MAX_TILES)
             .into_iter()
-            .map(|i| frame_tile(dir, list[i], None))
+            .map(|i| frame_tile(dir, &list[i], None))
             .collect();
         let path = dir.join("contact_sheets").join(format!("{video}.png"));
         crate::atomic::write(&path, &png(&compose(&tiles, COLUMNS))?)?;
@@ -146,9 +141,9 @@ pub fn write_frames_dir_sheets(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(written)
 }
 
-/// The tile of a stored frame (`base` is the folder its `file` is relative to); an unreadable
-/// frame gives an empty tile labelled as usual.
-pub fn frame_tile(base: &Path, f: &FrameRecord, border: Option<[u8; 3]>) -> Tile {
+/// The tile of a stored frame, its picture read now (`base` is the folder its `file` is
+/// relative to); an unreadable frame gives an empty tile labelled as usual.
+pub fn frame_tile(base: &Path, f: &FrameRef, border: Option<[u8; 3]>) -> Tile {
     let image = crate::imaging::decode_file(&base.join(&f.file))
         .ok()
         .and_then(|img| thumbnail(&img).ok());

@@ -17,11 +17,14 @@ use crate::error::Result;
 use crate::model::Reject;
 use crate::shards::answers::{split_pairs, Answer};
 
-/// A unit to pack: its id and its kept image ids in time order.
+/// A unit to pack: its id, its kept image ids in time order, and the other ids its Syphus
+/// queries carry (SD: each record's `img_id` as written, `76` for unit `00076`), which its
+/// answers may name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnitImages {
     pub unit_id: String,
     pub image_ids: Vec<String>,
+    pub query_ids: Vec<String>,
 }
 
 /// `meta` of the instructions file. The default is the release's (`0.0.1`, `2023-06`) with
@@ -119,28 +122,7 @@ pub struct Packed {
     pub rejects: Vec<Reject>,
 }
 
-/// How `rel_ins_ids` (in-context examples) are chosen (`pack.rel_ins`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RelIns {
-    /// The other instructions of the same unit, in order.
-    Unit,
-    /// The first instruction of each of the K visually nearest other units (by CLIP features),
-    /// nearest first.
-    Knn(usize),
-}
-
-impl RelIns {
-    /// Most neighbours `knn:K` may ask for.
-    pub const MAX_K: usize = 64;
-
-    pub fn parse(s: &str) -> Option<RelIns> {
-        if s == "unit" {
-            return Some(RelIns::Unit);
-        }
-        let k: usize = s.strip_prefix("knn:")?.parse().ok()?;
-        (1..=Self::MAX_K).contains(&k).then_some(RelIns::Knn(k))
-    }
-}
+pub use crate::model::RelIns;
 
 impl Packed {
     /// Replaces every `rel_ins_ids` by the first instruction of each unit in
@@ -202,7 +184,8 @@ fn reject(item: &str, error: String) -> Reject {
 /// each unit's images and, as `rel_ins_ids`, the other instructions of the same unit in order.
 ///
 /// Rejected, with the unit id as item (`path` is left empty: the caller knows the files):
-/// an answer for a unit not in `units` (ids are matched exactly, never guessed); an answer
+/// an answer for a unit not in `units` (ids are matched exactly, to a unit id or one of its
+/// query ids, never guessed); an answer
 /// whose text yields no pair (the text, cut to 500 characters, is in `error`); a unit with no
 /// kept images (its answers are dropped); a unit listed twice (the first one is used).
 pub fn build_instructions(
@@ -213,10 +196,22 @@ pub fn build_instructions(
 ) -> Packed {
     let mut rejects = Vec::new();
     let mut by_unit: HashMap<&str, Vec<&Answer>> = HashMap::new();
-    let known: HashSet<&str> = units.iter().map(|u| u.unit_id.as_str()).collect();
+    // Answer id -> unit id: the unit ids, then the query ids (exact ids, never guessed; a
+    // unit id wins over another unit's query id).
+    let mut known: HashMap<&str, &str> = HashMap::new();
+    for u in units {
+        for q in &u.query_ids {
+            known.insert(q.as_str(), u.unit_id.as_str());
+        }
+    }
+    for u in units {
+        known.insert(u.unit_id.as_str(), u.unit_id.as_str());
+    }
     for a in answers {
-        if known.contains(a.unit_id.as_str()) {
-            by_unit.entry(a.unit_id.as_str()).or_default().push(a);
+        // Several answers for one unit (ids repeat: a unit annotated several times gets a
+        // query per record) all become its instructions, in answer order.
+        if let Some(unit) = known.get(a.unit_id.as_str()) {
+            by_unit.entry(*unit).or_default().push(a);
         } else {
             rejects.push(reject(&a.unit_id, "answer for an unknown unit id".into()));
         }
@@ -310,19 +305,113 @@ pub fn write_instructions(
     stem: &str,
     instructions: &InstructionsFile,
 ) -> Result<(PathBuf, PathBuf)> {
-    let ins_path = dir.join(format!("{stem}_instructions.json"));
-    let train_path = dir.join(format!("{stem}_train.json"));
+    write_pair(dir, stem, "", instructions)
+}
+
+/// `{stem}_instructions{suffix}.json` and `{stem}_train{suffix}.json`, each atomically.
+fn write_pair(
+    dir: &Path,
+    stem: &str,
+    suffix: &str,
+    instructions: &InstructionsFile,
+) -> Result<(PathBuf, PathBuf)> {
+    let ins_path = dir.join(format!("{stem}_instructions{suffix}.json"));
+    let train_path = dir.join(format!("{stem}_train{suffix}.json"));
     crate::atomic::write(&ins_path, &json_bytes(instructions))?;
     crate::atomic::write(&train_path, &json_bytes(&instructions.train()))?;
     Ok((ins_path, train_path))
+}
+
+/// The instructions of `original` in another language: for each unit whose translated answers
+/// (`translated`, built like `original` from the translated answer files) hold as many pairs as
+/// the original's, the same entries (ids, images, in-context ids) with the translated texts.
+/// Units whose translation is missing or has another number of pairs are left out, and so are
+/// in-context ids that point at them, so the file and its train file stay consistent.
+pub fn translated(original: &Packed, translated: &Packed) -> InstructionsFile {
+    let theirs: HashMap<&str, &std::ops::Range<usize>> = translated
+        .unit_ranges
+        .iter()
+        .map(|(u, r)| (u.as_str(), r))
+        .collect();
+    let mut data = Vec::new();
+    for (unit, range) in &original.unit_ranges {
+        let Some(t) = theirs.get(unit.as_str()) else {
+            continue;
+        };
+        if t.len() != range.len() {
+            continue;
+        }
+        for (i, j) in range.clone().zip((*t).clone()) {
+            let (id, ins) = &original.instructions.data[i];
+            let (_, tr) = &translated.instructions.data[j];
+            data.push((
+                id.clone(),
+                Instruction {
+                    instruction: tr.instruction.clone(),
+                    answer: tr.answer.clone(),
+                    ..ins.clone()
+                },
+            ));
+        }
+    }
+    let kept: std::collections::HashSet<String> = data.iter().map(|(id, _)| id.clone()).collect();
+    for (_, ins) in &mut data {
+        ins.rel_ins_ids.retain(|r| kept.contains(r));
+    }
+    InstructionsFile {
+        meta: original.instructions.meta.clone(),
+        data,
+    }
+}
+
+/// Writes `{stem}_instructions.{lang}.json` and `{stem}_train.{lang}.json` (see [`translated`]).
+pub fn write_translated_instructions(
+    dir: &Path,
+    stem: &str,
+    lang: &str,
+    instructions: &InstructionsFile,
+) -> Result<(PathBuf, PathBuf)> {
+    write_pair(dir, stem, &format!(".{lang}"), instructions)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    #[test]
+    fn translated_instructions_keep_ids_and_leave_out_mismatched_units() {
+        let units = [unit("u1", &["a"]), unit("u2", &["b"])];
+        let en = build_instructions(
+            Code::DC,
+            &units,
+            &[
+                answer("u1", "Question: q1\nAnswer: a1\nQuestion: q2\nAnswer: a2"),
+                answer("u2", "Question: q3\nAnswer: a3"),
+            ],
+            Meta::default(),
+        );
+        let zh = build_instructions(
+            Code::DC,
+            &units,
+            &[
+                answer("u1", "Question: Q1\nAnswer: A1\nQuestion: Q2\nAnswer: A2"),
+                // One pair too many: u2 is left out of the translated file.
+                answer("u2", "Question: Q3\nAnswer: A3\nQuestion: Q4\nAnswer: A4"),
+            ],
+            Meta::default(),
+        );
+        let t = translated(&en, &zh);
+        let ids: Vec<&str> = t.data.iter().map(|(id, _)| id.as_str()).collect();
+        assert_eq!(ids, ["DC_INS_00001", "DC_INS_00002"]);
+        assert_eq!(t.data[0].1.instruction, "Q1");
+        assert_eq!(t.data[1].1.answer, "A2");
+        assert_eq!(t.data[0].1.image_ids, en.instructions.data[0].1.image_ids);
+        assert_eq!(t.data[0].1.rel_ins_ids, vec!["DC_INS_00002"]);
+    }
+
     fn unit(id: &str, images: &[&str]) -> UnitImages {
         UnitImages {
+            query_ids: Vec::new(),
             unit_id: id.into(),
             image_ids: images.iter().map(|s| s.to_string()).collect(),
         }
@@ -354,6 +443,34 @@ mod tests {
             answer("v_empty", "Q: E?\nA: e."),
         ];
         build_instructions(Code::DC, &units, &answers, Meta::with_author("tester"))
+    }
+
+    #[test]
+    fn repeated_ids_and_query_ids_reach_their_unit() {
+        let mut pair = unit("00076", &["SD_IMG_00076_1", "SD_IMG_00076_2"]);
+        pair.query_ids = vec!["76".into(), "076".into()];
+        let answers = vec![
+            answer("76", "Q: A?\nA: a."),
+            answer("00076", "Q: B?\nA: b."),
+            answer("076", "Q: C?\nA: c."),
+            answer("76", "Q: D?\nA: d."),
+            answer("0076", "Q: E?\nA: e."),
+        ];
+        let packed = build_instructions(Code::SD, &[pair], &answers, Meta::default());
+        let got: Vec<&str> = packed
+            .instructions
+            .data
+            .iter()
+            .map(|(_, i)| i.instruction.as_str())
+            .collect();
+        assert_eq!(got, ["A?", "B?", "C?", "D?"]);
+        assert_eq!(packed.rejects.len(), 1, "{:?}", packed.rejects);
+        assert_eq!(packed.rejects[0].item, "0076");
+        assert!(packed
+            .instructions
+            .data
+            .iter()
+            .all(|(_, i)| i.image_ids == ["SD_IMG_00076_1", "SD_IMG_00076_2"]));
     }
 
     #[test]

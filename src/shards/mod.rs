@@ -5,9 +5,13 @@
 //! - [`answers`]: reading Syphus answer files and splitting their text into question/answer pairs;
 //! - [`instructions`]: numbering the pairs into instruction ids and writing the two JSON files;
 //! - [`images`]: the images parquet, its pandas metadata, and the split into parts;
-//! - [`webdataset`]: tar shards for WebDataset loaders.
+//! - [`webdataset`]: tar shards for WebDataset loaders;
+//! - [`chat`]: LLaVA and ShareGPT (LLaMA-Factory) conversation files with an `images/` folder;
+//! - [`hf`]: Hugging Face `datasets` parquet parts and dataset card.
 
 pub mod answers;
+pub mod chat;
+pub mod hf;
 pub mod images;
 pub mod instructions;
 pub mod webdataset;

@@ -3,25 +3,79 @@
 //! frame. The frame store is left as it is; later stages read the table through
 //! [`crate::dedup::Remap`].
 //!
-//! Pixels are read only when perceptual matching is on, each stored file once (identical frames
-//! share a file), in parallel. A stored frame that cannot be read is a reject; it still takes part
+//! The quality filters (`[filter]` uniform and blur, see [`crate::dedup::filter`]) run first:
+//! the frames they take are rows of the same table and take no part in the matching.
+//!
+//! Pixels are read only when perceptual matching or a filter is on, each stored file once
+//! (identical frames share a file), in parallel. A stored frame that cannot be read is a reject; it still takes part
 //! in exact matching (its pixel hash is in the table).
 //!
-//! Counts: ok = frames kept, skipped = frames dropped.
+//! Counts: ok = frames kept, skipped = frames dropped (duplicates and filtered).
 
 use std::collections::{BTreeSet, HashMap};
 
 use rayon::prelude::*;
 
+use super::join::{summed, Part};
+use super::{Stage, StageContext, StageId, StageOutput};
 use crate::config::KeepRule;
+use crate::config::{DedupScope, Scenario};
+use crate::dedup::filter::{FilterFrame, Quality};
 use crate::dedup::{self, FrameSignature};
 use crate::error::Result;
 use crate::manifest::Counts;
 use crate::model::Reject;
-use crate::pipeline::{StageContext, StageOutput};
+use crate::partition::Placement;
 use crate::progress::Progress;
 
 const STAGE: &str = "dedup";
+
+/// Stage 3: exact, perceptual and semantic duplicates and the quality filters.
+pub struct Dedup;
+
+impl Stage for Dedup {
+    fn id(&self) -> StageId {
+        StageId::Dedup
+    }
+    fn name(&self) -> &'static str {
+        STAGE
+    }
+    fn sections(&self) -> &'static [&'static str] {
+        &["dedup", "filter"]
+    }
+    fn needs(&self) -> &'static [StageId] {
+        &[StageId::Keyframes]
+    }
+    /// Unit scope in the partitions; corpus scope compares frames across units: in `merge`.
+    fn placement(&self, scenario: &Scenario) -> Placement {
+        match scenario.config.dedup.scope {
+            DedupScope::Unit => Placement::Partitions,
+            DedupScope::Corpus => Placement::Merge,
+        }
+    }
+    fn merge_only_reason(&self, _scenario: &Scenario) -> String {
+        "dedup.scope = corpus compares frames across partitions: it runs in `mimicit merge`".into()
+    }
+    /// Semantic dedup embeds frames: the precision and the model's weights count.
+    fn own_inputs(&self, scenario: &Scenario, h: &mut blake3::Hasher) -> Result<()> {
+        if scenario.config.dedup.semantic {
+            h.update(format!("precision {}\n", scenario.config.features.precision).as_bytes());
+            if let Some(model) = &scenario.model {
+                h.update(
+                    format!("model {}\n", crate::features::model_fingerprint(model)?).as_bytes(),
+                );
+            }
+        }
+        Ok(())
+    }
+    fn run(&self, ctx: &StageContext) -> Result<StageOutput> {
+        run(ctx)
+    }
+    /// The partitions' rows (each unit's decisions are its own).
+    fn join(&self, ctx: &StageContext, parts: &[Part]) -> Result<StageOutput> {
+        join_dedup(ctx, parts)
+    }
+}
 
 /// `OUT/{CODE}/dedup.parquet`.
 pub fn dedup_path(ctx: &StageContext) -> std::path::PathBuf {
@@ -32,10 +86,11 @@ pub fn run(ctx: &StageContext) -> Result<StageOutput> {
     let (rows, rejects, frames) = decide(ctx)?;
     let path = dedup_path(ctx);
     crate::tables::write_dedup(&path, &rows)?;
+    let filtered = rows.iter().filter(|r| r.method.is_filter()).count();
     tracing::info!(
-        "{}: {} of {frames} frames dropped as duplicates",
+        "{}: {} of {frames} frames dropped as duplicates, {filtered} by the quality filters",
         ctx.scenario.code,
-        rows.len(),
+        rows.len() - filtered,
     );
     Ok(StageOutput {
         counts: Counts {
@@ -55,9 +110,11 @@ pub fn decide(ctx: &StageContext) -> Result<(Vec<dedup::DedupRow>, Vec<Reject>, 
     dedup::check_config(cfg)?;
     let frames = crate::tables::read_frames(&super::frames_path(ctx))?;
 
-    let mut hashed: HashMap<&str, dedup::Looks> = HashMap::new();
+    let filter = &ctx.scenario.config.filter;
+    let filtering = dedup::filter::any(filter);
+    let mut hashed: HashMap<&str, (Option<dedup::Looks>, Option<Quality>)> = HashMap::new();
     let mut rejects = Vec::new();
-    if dedup::needs_pixels(cfg) {
+    if dedup::needs_pixels(cfg) || filtering {
         let sharpest = cfg.keep == KeepRule::Sharpest;
         let files: Vec<&str> = frames
             .iter()
@@ -69,8 +126,12 @@ pub fn decide(ctx: &StageContext) -> Result<(Vec<dedup::DedupRow>, Vec<Reject>, 
         let results: Vec<_> = files
             .par_iter()
             .map(|&file| {
-                let r = crate::imaging::decode_file(&ctx.dir.join(file))
-                    .map(|img| dedup::looks(&img, sharpest));
+                let r = crate::imaging::decode_file(&ctx.dir.join(file)).map(|img| {
+                    (
+                        cfg.near.then(|| dedup::looks(&img, sharpest)),
+                        filtering.then(|| dedup::filter::quality(&img)),
+                    )
+                });
                 progress.inc(1);
                 (file, r)
             })
@@ -96,10 +157,34 @@ pub fn decide(ctx: &StageContext) -> Result<(Vec<dedup::DedupRow>, Vec<Reject>, 
         }
     }
 
-    let signatures: Vec<FrameSignature> = frames
+    let quality: Vec<Option<Quality>> = frames
+        .iter()
+        .map(|f| hashed.get(f.file.as_str()).and_then(|h| h.1))
+        .collect();
+    let flags = if filtering {
+        let ff: Vec<FilterFrame> = frames
+            .iter()
+            .zip(&quality)
+            .map(|(f, q)| FilterFrame {
+                unit_id: &f.unit_id,
+                quality: *q,
+            })
+            .collect();
+        dedup::filter::flag(&ff, filter)
+    } else {
+        vec![None; frames.len()]
+    };
+    // The frames no filter took: the ones the matching looks at.
+    let open: Vec<crate::model::FrameRecord> = frames
+        .iter()
+        .zip(&flags)
+        .filter(|(_, flag)| flag.is_none())
+        .map(|(f, _)| f.clone())
+        .collect();
+    let signatures: Vec<FrameSignature> = open
         .iter()
         .map(|f| {
-            let h = hashed.get(f.file.as_str());
+            let h = hashed.get(f.file.as_str()).and_then(|h| h.0);
             FrameSignature {
                 image_id: f.image_id.clone(),
                 unit_id: f.unit_id.clone(),
@@ -112,10 +197,17 @@ pub fn decide(ctx: &StageContext) -> Result<(Vec<dedup::DedupRow>, Vec<Reject>, 
         .collect();
     let mut rows = dedup::decide(&signatures, cfg)?;
     if cfg.semantic {
-        let (more, unreadable) = semantic(ctx, &frames, &rows)?;
+        let (more, unreadable) = semantic(ctx, &open, &rows)?;
         rows.extend(more);
         rows.sort();
         rejects.extend(unreadable);
+    }
+    if filtering {
+        let ids: Vec<&str> = frames.iter().map(|f| f.image_id.as_str()).collect();
+        let units: Vec<&str> = frames.iter().map(|f| f.unit_id.as_str()).collect();
+        let more = dedup::filter::rows(&ids, &units, &flags, &quality, &rows);
+        rows.extend(more);
+        rows.sort();
     }
     Ok((rows, rejects, frames.len()))
 }
@@ -136,11 +228,7 @@ fn semantic(
     let model = ctx.scenario.model.as_ref().ok_or_else(|| {
         crate::error::Error::Invalid("dedup.semantic needs features.model".into())
     })?;
-    let precision = cfg
-        .features
-        .precision
-        .parse()
-        .map_err(crate::error::Error::Invalid)?;
+    let precision = cfg.features.precision;
     let device = super::features::device(ctx)?;
     let embedder = Embedder::load(model, device, precision)?;
     let dropped: std::collections::HashSet<&str> =
@@ -230,4 +318,18 @@ fn semantic(
         dedup::decide_semantic(&sem, cfg.dedup.min_cosine as f32, cfg.dedup.scope),
         rejects,
     ))
+}
+
+fn join_dedup(ctx: &StageContext, parts: &[Part]) -> Result<StageOutput> {
+    let mut rows = Vec::new();
+    for p in parts {
+        rows.extend(crate::tables::read_dedup(&p.dir.join("dedup.parquet"))?);
+    }
+    let path = super::dedup::dedup_path(ctx);
+    crate::tables::write_dedup(&path, &rows)?;
+    Ok(StageOutput {
+        counts: summed(parts),
+        outputs: vec![path],
+        rejects: super::join::rejects(ctx, parts, "dedup")?,
+    })
 }

@@ -3,23 +3,27 @@
 //! `OUT/{CODE}/frames/{h[..2]}/{h}.{png|jpg}` (h = blake3 of the encoded bytes). The table
 //! `frames.parquet` lists every kept frame in unit order, then time order.
 //!
+//! Video units are sampled by [`video::sample_into`] (the loop `mimicit frames` uses too), which
+//! resizes and encodes the kept frames; this stage stores them. With `filter.letterbox`, black
+//! bars are cropped off video frames before they are resized, with one crop window per unit
+//! ([`crate::imaging::letterbox`]); picture units are left as they are.
+//!
 //! Units run in parallel (rayon). Each finished unit is journaled in
 //! `OUT/{CODE}/journal/keyframes/` ([`crate::journal`]) with the stage's settings-and-inputs
 //! hash, so after a crash only the unfinished units are decoded again; the journal is removed
 //! when the stage completes.
 
-use std::ops::ControlFlow;
-
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use super::join::Part;
+use super::{Stage, StageContext, StageId, StageOutput};
 use crate::config::{ImageConfig, ImageFormat};
 use crate::error::{Error, Result};
 use crate::imaging;
 use crate::journal::Journal;
 use crate::manifest::Counts;
-use crate::model::{FrameRecord, Reject, RgbFrame, Unit, UnitMedia};
-use crate::pipeline::{StageContext, StageOutput};
+use crate::model::{FrameRecord, Reject, Unit, UnitMedia};
 use crate::progress::Progress;
 use crate::video::{self, Sampling};
 use crate::watchdog::Watchdog;
@@ -168,48 +172,29 @@ fn process(ctx: &StageContext, unit: &Unit) -> std::result::Result<Vec<FrameReco
             } else {
                 Sampling::At(chosen.iter().map(|c| c.time_s).collect())
             };
+            let filter = &scenario.config.filter;
+            let policy = video::Policy {
+                sampling: &sampling,
+                image: &scenario.config.image,
+                max_frames: max,
+                letterbox: filter.letterbox.then_some(filter.letterbox_luma),
+            };
+            let source = video::Source::Video {
+                path: &full,
+                spans: &spans,
+            };
             // (time, stored frame), gathered over every span, then put in time order.
             let mut got: Vec<(f64, Stored)> = Vec::new();
-            // Overlapping segments offer the same frame twice (same pts, so the same time to
-            // the bit): it is kept once.
-            let mut times_seen = std::collections::HashSet::new();
-            let several = spans.len() > 1;
-            for span in spans {
-                if max > 0 && got.len() >= max {
-                    break;
+            let mut sink = |batch: Vec<video::KeptFrame>| -> Result<()> {
+                for f in batch {
+                    got.push((f.time_s, write(ctx, f.frame, &scenario.config.image)?));
                 }
-                let mut failure = None;
-                let mut on_frame = |f: video::SampledFrame| {
-                    if several && !times_seen.insert(f.time_s.to_bits()) {
-                        return ControlFlow::Continue(());
-                    }
-                    match store(ctx, &f.image, &scenario.config.image) {
-                        Ok(stored) => got.push((f.time_s, stored)),
-                        Err(e) => {
-                            failure = Some(e);
-                            return ControlFlow::Break(());
-                        }
-                    }
-                    if max > 0 && got.len() >= max {
-                        ControlFlow::Break(())
-                    } else {
-                        ControlFlow::Continue(())
-                    }
-                };
-                let image = Some(&scenario.config.image);
-                let info = video::sample(&full, &sampling, span, image, &mut on_frame)
-                    .map_err(|e| ItemError::Item(e.to_string()))?;
-                if let Some(e) = failure {
-                    return Err(e);
-                }
-                if info.decode_errors > 0 {
-                    tracing::warn!(
-                        "{}: {} decoder errors (frames around them skipped)",
-                        full.display(),
-                        info.decode_errors
-                    );
-                }
-            }
+                Ok(())
+            };
+            video::sample_into(&source, &policy, &mut sink).map_err(|e| match e {
+                video::SampleError::Source(message) => ItemError::Item(message),
+                video::SampleError::Sink(e) => ItemError::Fatal(e),
+            })?;
             got.sort_by(|a, b| a.0.total_cmp(&b.0));
             let keys = chosen_keys(chosen, &got);
             for (i, (time_s, (file, bytes, pixel_hash, w, h))) in got.into_iter().enumerate() {
@@ -236,7 +221,10 @@ fn process(ctx: &StageContext, unit: &Unit) -> std::result::Result<Vec<FrameReco
                 let full = scenario.root.join(&item.path);
                 let img = imaging::decode_file_for(&full, &scenario.config.image)
                     .map_err(|e| ItemError::Item(e.to_string()))?;
-                let (file, bytes, pixel_hash, w, h) = store(ctx, &img, &scenario.config.image)?;
+                let frame =
+                    video::prepare(&img, &scenario.config.image).map_err(ItemError::Item)?;
+                let (file, bytes, pixel_hash, w, h) =
+                    write(ctx, frame, &scenario.config.image).map_err(ItemError::Fatal)?;
                 frames.push(FrameRecord {
                     image_id: format!("{code}_IMG_{}", item.key),
                     unit_id: unit.id.clone(),
@@ -278,16 +266,10 @@ fn chosen_keys(chosen: &[crate::model::ChosenFrame], got: &[(f64, Stored)]) -> O
     Some(keys)
 }
 
-/// Resizes, encodes and stores one frame; returns (file relative to OUT/{CODE}, bytes, pixel
+/// Stores one resized and encoded frame; returns (file relative to OUT/{CODE}, bytes, pixel
 /// hash, width, height).
-fn store(
-    ctx: &StageContext,
-    img: &RgbFrame,
-    cfg: &ImageConfig,
-) -> std::result::Result<Stored, ItemError> {
-    let resized = imaging::resize(img, cfg).map_err(|e| ItemError::Item(e.to_string()))?;
-    let encoded = imaging::encode(&resized, cfg).map_err(|e| ItemError::Item(e.to_string()))?;
-    let hash = blake3::hash(&encoded).to_hex().to_string();
+fn write(ctx: &StageContext, frame: video::Prepared, cfg: &ImageConfig) -> Result<Stored> {
+    let hash = blake3::hash(&frame.bytes).to_hex().to_string();
     let ext = match cfg.format {
         ImageFormat::Png => "png",
         ImageFormat::Jpeg => "jpg",
@@ -295,16 +277,66 @@ fn store(
     let rel = format!("frames/{}/{hash}.{ext}", &hash[..2]);
     let path = ctx.dir.join(&rel);
     let present = std::fs::metadata(&path)
-        .map(|m| m.len() == encoded.len() as u64)
+        .map(|m| m.len() == frame.bytes.len() as u64)
         .unwrap_or(false);
     if !present {
-        crate::atomic::write_unsynced(&path, &encoded).map_err(ItemError::Fatal)?;
+        crate::atomic::write_unsynced(&path, &frame.bytes)?;
     }
     Ok((
         rel,
-        encoded.len() as u64,
-        imaging::pixel_hash(&resized),
-        resized.width,
-        resized.height,
+        frame.bytes.len() as u64,
+        frame.pixel_hash,
+        frame.width,
+        frame.height,
     ))
+}
+
+/// Stage 2: decode, sample, resize and store the frames of every unit.
+pub struct Keyframes;
+
+impl Stage for Keyframes {
+    fn id(&self) -> StageId {
+        StageId::Keyframes
+    }
+    fn name(&self) -> &'static str {
+        STAGE
+    }
+    /// The letterbox keys of `[filter]` act here, before resizing; the rest of it in dedup.
+    fn sections(&self) -> &'static [&'static str] {
+        &[
+            "keyframes",
+            "image",
+            "filter.letterbox",
+            "filter.letterbox_luma",
+        ]
+    }
+    fn needs(&self) -> &'static [StageId] {
+        &[StageId::Scan]
+    }
+    fn run(&self, ctx: &StageContext) -> Result<StageOutput> {
+        run(ctx)
+    }
+    /// The frames the partitions' tables list (hard-linked from the partitions), and the table
+    /// in unit, then index order.
+    fn join(&self, ctx: &StageContext, parts: &[Part]) -> Result<StageOutput> {
+        join_keyframes(ctx, parts)
+    }
+}
+
+fn join_keyframes(ctx: &StageContext, parts: &[Part]) -> Result<StageOutput> {
+    let mut frames = Vec::new();
+    for p in parts {
+        let own = crate::tables::read_frames(&p.dir.join("frames.parquet"))?;
+        super::join::link_frames(&p.dir, &ctx.dir, own.iter().map(|f| f.file.as_str()))?;
+        frames.extend(own);
+    }
+    // The stage lists frames in unit order (units are in id order), then by index.
+    frames.sort_by(|a, b| (&a.unit_id, a.index).cmp(&(&b.unit_id, b.index)));
+    let path = super::frames_path(ctx);
+    crate::tables::write_frames(&path, &frames)?;
+    Ok(StageOutput {
+        counts: super::join::summed(parts),
+        outputs: vec![path],
+        rejects: super::join::rejects(ctx, parts, STAGE)?,
+    })
 }

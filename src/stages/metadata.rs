@@ -2,20 +2,49 @@
 //! kept at least one frame (media that yielded no frame would make Syphus spend money on
 //! instructions no image backs), or for every unit with `metadata.require_media = false`
 //! (annotation-only units included):
-//! - `syphus/{CODE}_query.json`: `[{"id": unit_id, "sentences": message}, ...]` in unit id
-//!   order, `message` being the exact user message Syphus sends for that unit (FORMATS.md §4);
-//! - the scenario's annotation file in the layout Syphus's own loader reads
-//!   (`corpus::syphus_native`: `dense_captions_train.json`, `tvc_train_release.jsonl`,
-//!   `train.json`, `csd_query.json`, `scan_info.json`, `processed_all_anns.json`,
-//!   `train.story-in-sequence.json`, `caps_boxes.jsonl`).
+//! - the scenario's annotation file in the layout Syphus's own loader reads, with every
+//!   annotation record of those units in file order (`corpus::syphus_inputs`:
+//!   `dense_captions_train.json`, `tvc_train_release.jsonl`, `train.json`, `csd_query.json`,
+//!   `scan_info.json`, `processed_all_anns.json`, `train.story-in-sequence.json`,
+//!   `caps_boxes.jsonl`);
+//! - `syphus/{CODE}_query.json`: `[{"id", "sentences": message}, ...]`, the list Syphus's
+//!   loader builds from that file (FORMATS.md §4): one query per record, in file order, so a
+//!   unit annotated several times has several queries with the same id.
 //!
 //! A summary line (units, frames and annotations per unit: min/median/max) goes to stderr.
 
 use std::collections::BTreeMap;
 
+use super::{Stage, StageContext, StageId, StageOutput};
+use crate::config::Scenario;
 use crate::error::Result;
 use crate::manifest::Counts;
-use crate::pipeline::{StageContext, StageOutput};
+use crate::partition::Placement;
+
+/// Stage 5: the files the Syphus instruction generator reads.
+pub struct Metadata;
+
+impl Stage for Metadata {
+    fn id(&self) -> StageId {
+        StageId::Metadata
+    }
+    fn name(&self) -> &'static str {
+        "metadata"
+    }
+    fn sections(&self) -> &'static [&'static str] {
+        &["metadata"]
+    }
+    fn needs(&self) -> &'static [StageId] {
+        &[StageId::Scan, StageId::Keyframes]
+    }
+    /// One query file per scenario, in annotation-file order.
+    fn placement(&self, _scenario: &Scenario) -> Placement {
+        Placement::Merge
+    }
+    fn run(&self, ctx: &StageContext) -> Result<StageOutput> {
+        run(ctx)
+    }
+}
 
 pub fn run(ctx: &StageContext) -> Result<StageOutput> {
     let code = ctx.scenario.code;
@@ -36,17 +65,18 @@ pub fn run(ctx: &StageContext) -> Result<StageOutput> {
         .filter(|u| !frames_per_unit.contains_key(u.id.as_str()))
         .count();
     let skipped = (units.len() - kept.len()) as u64;
-    let mut query = Vec::with_capacity(kept.len());
-    for unit in &kept {
-        let message = crate::corpus::syphus_message(code, &unit.annotation)?;
-        query.push(serde_json::json!({"id": unit.id, "sentences": message}));
-    }
+    let inputs = crate::corpus::syphus_inputs(ctx.scenario, &kept)?;
+    let query: Vec<serde_json::Value> = inputs
+        .queries
+        .iter()
+        .map(|(id, message)| serde_json::json!({"id": id, "sentences": message}))
+        .collect();
     let dir = ctx.dir.join("syphus");
     let query_path = dir.join(format!("{code}_query.json"));
     crate::atomic::write_json(&query_path, &query)?;
-    let (native_name, native_bytes) = crate::corpus::syphus_native(code, &kept)?;
-    let native_path = dir.join(native_name);
-    crate::atomic::write(&native_path, &native_bytes)?;
+    let native_path = dir.join(&inputs.native_name);
+    crate::atomic::write(&native_path, &inputs.native)?;
+    let repeated = inputs.queries.len().saturating_sub(kept.len());
 
     let per_unit_frames: Vec<usize> = kept
         .iter()
@@ -62,8 +92,9 @@ pub fn run(ctx: &StageContext) -> Result<StageOutput> {
         format!(", {without_frames} of them annotation-only")
     };
     eprintln!(
-        "{code}: metadata: {} units with Syphus inputs{only} ({skipped} without frames skipped); frames per unit {}; annotations per unit {}",
+        "{code}: metadata: {} units with Syphus inputs{only} ({skipped} without frames skipped), {} queries ({repeated} repeating a unit annotated several times); frames per unit {}; annotations per unit {}",
         kept.len(),
+        inputs.queries.len(),
         spread(per_unit_frames),
         spread(per_unit_annotations),
     );

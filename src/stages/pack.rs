@@ -15,11 +15,13 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::Code;
+use super::{Stage, StageContext, StageId, StageOutput};
+use crate::config::Scenario;
+use crate::config::{Code, PackFormat};
 use crate::error::{Error, Result};
 use crate::journal::{files_present, Journal};
 use crate::manifest::{Counts, Manifest};
-use crate::pipeline::{StageContext, StageOutput};
+use crate::partition::Placement;
 use crate::shards::instructions::RelIns;
 use crate::shards::{self, InstructionsFile, Meta, Packed, UnitImages};
 
@@ -70,6 +72,50 @@ fn sizes_of(dir: &Path, paths: &[std::path::PathBuf]) -> Result<Vec<(String, u64
         .collect()
 }
 
+/// Stage 6: trainer-ready shards.
+pub struct Pack;
+
+impl Stage for Pack {
+    fn id(&self) -> StageId {
+        StageId::Pack
+    }
+    fn name(&self) -> &'static str {
+        STAGE
+    }
+    fn sections(&self) -> &'static [&'static str] {
+        &["pack"]
+    }
+    fn needs(&self) -> &'static [StageId] {
+        &[StageId::Scan, StageId::Keyframes]
+    }
+    /// Instruction numbering and parquet parts span the corpus.
+    fn placement(&self, _scenario: &Scenario) -> Placement {
+        Placement::Merge
+    }
+    /// The Syphus answer files.
+    fn own_inputs(&self, scenario: &Scenario, h: &mut blake3::Hasher) -> Result<()> {
+        for a in &scenario.answers {
+            let (n, hash) = crate::hashing::hash_file(a)?;
+            h.update(format!("answers {n} {hash}\n").as_bytes());
+        }
+        Ok(())
+    }
+    fn run(&self, ctx: &StageContext) -> Result<StageOutput> {
+        run(ctx)
+    }
+    /// `OUT/data.yaml`, once any scenario of `out` is packed.
+    fn after_run(&self, out: &Path, manifest: &Manifest) -> Result<()> {
+        if manifest
+            .scenarios
+            .values()
+            .any(|s| s.stages.contains_key(STAGE))
+        {
+            write_data_yaml(out, manifest)?;
+        }
+        Ok(())
+    }
+}
+
 pub fn run(ctx: &StageContext) -> Result<StageOutput> {
     let scenario = ctx.scenario;
     let code = scenario.code;
@@ -95,6 +141,7 @@ pub fn run(ctx: &StageContext) -> Result<StageOutput> {
     let unit_images: Vec<UnitImages> = units
         .iter()
         .map(|u| UnitImages {
+            query_ids: crate::corpus::query_ids(code, u),
             unit_id: u.id.clone(),
             image_ids: by_unit
                 .get(u.id.as_str())
@@ -106,12 +153,21 @@ pub fn run(ctx: &StageContext) -> Result<StageOutput> {
 
     let mut rejects = Vec::new();
     let mut answers = Vec::new();
-    let answer_files: Vec<String> = scenario
-        .answers
+    // `pack.answers` when set, else what the syphus stage of this run wrote.
+    let from_syphus = scenario.answers.is_empty()
+        && Manifest::load(ctx.out)?
+            .stage(code.as_str(), StageId::Syphus.name())
+            .is_some();
+    let answer_paths: Vec<std::path::PathBuf> = if from_syphus {
+        vec![super::syphus::answers_path(ctx)]
+    } else {
+        scenario.answers.clone()
+    };
+    let answer_files: Vec<String> = answer_paths
         .iter()
         .map(|p| p.display().to_string())
         .collect();
-    for path in &scenario.answers {
+    for path in &answer_paths {
         let (a, r) = shards::read_answers(path)?;
         answers.extend(a);
         rejects.extend(r.into_iter().map(|mut r| {
@@ -121,9 +177,10 @@ pub fn run(ctx: &StageContext) -> Result<StageOutput> {
             r
         }));
     }
-    if scenario.answers.is_empty() {
+    if answer_paths.is_empty() {
         tracing::warn!(
-            "{code}: no Syphus answers (pack.answers or --answers): writing the images only"
+            "{code}: no Syphus answers (pack.answers, --answers or the syphus stage): writing \
+             the images only"
         );
     }
     let mut packed = shards::build_instructions(
@@ -132,7 +189,7 @@ pub fn run(ctx: &StageContext) -> Result<StageOutput> {
         &answers,
         Meta::with_author(&scenario.config.pack.author),
     );
-    if let Some(RelIns::Knn(k)) = RelIns::parse(&scenario.config.pack.rel_ins) {
+    if let RelIns::Knn(k) = scenario.config.pack.rel_ins {
         let neighbours = visual_neighbours(ctx, &packed, &unit_images, k)?;
         packed.set_rel_ins_from_neighbours(&neighbours);
     }
@@ -142,7 +199,7 @@ pub fn run(ctx: &StageContext) -> Result<StageOutput> {
         .map(|u| u.id.as_str())
         .filter(|id| !with_images.contains(id))
         .collect();
-    rejects.extend(packed.rejects.into_iter().map(|mut r| {
+    rejects.extend(std::mem::take(&mut packed.rejects).into_iter().map(|mut r| {
         if r.path.is_empty() {
             r.path = answer_files.join(", ");
         }
@@ -173,7 +230,10 @@ pub fn run(ctx: &StageContext) -> Result<StageOutput> {
         .collect();
 
     let mut outputs = Vec::new();
-    let parts = if plan.is_empty() {
+    let pack_cfg = &scenario.config.pack;
+    let parts = if !pack_cfg.writes(PackFormat::Otter) {
+        Vec::new()
+    } else if plan.is_empty() {
         vec![Vec::new()]
     } else {
         plan
@@ -231,8 +291,63 @@ pub fn run(ctx: &StageContext) -> Result<StageOutput> {
         )?;
     }
     progress.finish();
-    remove_stale_parts(&ctx.dir, code, &names)?;
-    if scenario.config.pack.webdataset {
+    let names = if parts.is_empty() { Vec::new() } else { names };
+    // Translations (`syphus.languages`): each part's instructions again in each language,
+    // with the same ids, images and in-context ids, next to the part's own files.
+    let mut translated_files = Vec::new();
+    if from_syphus {
+        for lang in &scenario.config.syphus.languages {
+            let path = super::syphus::translated_answers_path(ctx, lang);
+            let (t_answers, _) = shards::read_answers(&path)?;
+            let t_packed = shards::build_instructions(
+                code,
+                &unit_images,
+                &t_answers,
+                Meta::with_author(&scenario.config.pack.author),
+            );
+            let all = shards::instructions::translated(&packed, &t_packed);
+            let by_id: BTreeMap<&str, &shards::Instruction> =
+                all.data.iter().map(|(id, i)| (id.as_str(), i)).collect();
+            for (part, name) in parts.iter().zip(&names) {
+                let stem = name.trim_end_matches(".parquet");
+                let mut data = Vec::new();
+                for &i in part {
+                    if let Some(r) = ranges.get(unit_images[i].unit_id.as_str()) {
+                        for (id, _) in &packed.instructions.data[r.clone()] {
+                            if let Some(ins) = by_id.get(id.as_str()) {
+                                data.push((id.clone(), (*ins).clone()));
+                            }
+                        }
+                    }
+                }
+                let file = InstructionsFile {
+                    meta: all.meta.clone(),
+                    data,
+                };
+                let (ins, train) = shards::instructions::write_translated_instructions(
+                    &ctx.dir, stem, lang, &file,
+                )?;
+                translated_files.extend([ins, train]);
+            }
+        }
+    }
+    let keep_translated: Vec<String> = translated_files
+        .iter()
+        .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .collect();
+    outputs.extend(translated_files);
+    remove_stale_parts(&ctx.dir, code, &names, &keep_translated)?;
+    if pack_cfg.writes(PackFormat::Hf) {
+        outputs.extend(write_hf(ctx, &packed, &frame_of)?);
+    } else {
+        remove_dir(&ctx.dir.join(shards::hf::DIR))?;
+    }
+    if pack_cfg.writes(PackFormat::Llava) || pack_cfg.writes(PackFormat::Sharegpt) {
+        outputs.extend(write_chat(ctx, &packed.instructions, &frame_of)?);
+    } else {
+        remove_dir(&ctx.dir.join(shards::chat::DIR))?;
+    }
+    if pack_cfg.writes(PackFormat::Wds) {
         let unit_of: BTreeMap<&str, &crate::model::Unit> =
             units.iter().map(|u| (u.id.as_str(), u)).collect();
         outputs.extend(write_webdataset(
@@ -245,7 +360,7 @@ pub fn run(ctx: &StageContext) -> Result<StageOutput> {
             &ranges,
         )?);
     } else {
-        remove_webdataset(&ctx.dir)?;
+        remove_dir(&ctx.dir.join("wds"))?;
     }
     journal.finish()?;
     Ok(StageOutput {
@@ -409,18 +524,173 @@ fn write_webdataset(
     Ok(outputs)
 }
 
-/// Removes the WebDataset folder of an earlier pack that had `pack.webdataset` on.
-fn remove_webdataset(dir: &Path) -> Result<()> {
-    let wds = dir.join("wds");
-    match std::fs::remove_dir_all(&wds) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(&wds, e)),
+/// Removes the folder of a format an earlier pack wrote and this one does not (`wds`, `hf`,
+/// `chat`).
+fn remove_dir(dir: &Path) -> Result<()> {
+    match std::fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(dir, e)),
         _ => Ok(()),
     }
 }
 
-/// Removes shard files of an earlier pack with another number of parts, after the new ones are
-/// written (so a crash never leaves a scenario with no shards at all).
-fn remove_stale_parts(dir: &Path, code: Code, current: &[String]) -> Result<()> {
+/// Removes `path` if it is there.
+fn remove_file(path: &Path) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(path, e)),
+        _ => Ok(()),
+    }
+}
+
+/// The pictures of the instructions, each once, in id order.
+fn shown_frames<'a>(
+    file: &InstructionsFile,
+    frame_of: &BTreeMap<&str, &'a crate::model::FrameRecord>,
+) -> Vec<&'a crate::model::FrameRecord> {
+    let ids: BTreeSet<&str> = file
+        .data
+        .iter()
+        .flat_map(|(_, i)| i.image_ids.iter().map(String::as_str))
+        .collect();
+    ids.into_iter().map(|id| frame_of[id]).collect()
+}
+
+/// `OUT/{CODE}/chat/`: `images/` (hard links into the frame store), `{CODE}_llava.json`,
+/// `{CODE}_sharegpt.json` and `dataset_info.json`, as `pack.formats` asks (see
+/// [`shards::chat`]).
+fn write_chat(
+    ctx: &StageContext,
+    file: &InstructionsFile,
+    frame_of: &BTreeMap<&str, &crate::model::FrameRecord>,
+) -> Result<Vec<std::path::PathBuf>> {
+    use shards::chat;
+    let cfg = &ctx.scenario.config.pack;
+    let code = ctx.scenario.code.as_str();
+    let dir = ctx.dir.join(chat::DIR);
+    let convs = chat::conversations(file, cfg.in_context_turns);
+    let mut outputs = chat::link_images(
+        &ctx.dir,
+        &dir.join(chat::IMAGES),
+        &shown_frames(file, frame_of),
+    )?;
+    let llava = dir.join(format!("{code}_llava.json"));
+    if cfg.writes(PackFormat::Llava) {
+        crate::atomic::write_json(&llava, &chat::llava_records(&convs, frame_of))?;
+        outputs.push(llava);
+    } else {
+        remove_file(&llava)?;
+    }
+    let sharegpt = dir.join(format!("{code}_sharegpt.json"));
+    let info = dir.join("dataset_info.json");
+    if cfg.writes(PackFormat::Sharegpt) {
+        crate::atomic::write_json(&sharegpt, &chat::sharegpt_records(&convs, frame_of))?;
+        crate::atomic::write_json(&info, &chat::dataset_info(code))?;
+        outputs.extend([sharegpt, info]);
+    } else {
+        remove_file(&sharegpt)?;
+        remove_file(&info)?;
+    }
+    Ok(outputs)
+}
+
+/// `OUT/{CODE}/hf/`: parquet parts of at most `pack.max_part_bytes` (a unit's rows in one
+/// part) and the dataset card (see [`shards::hf`]).
+fn write_hf(
+    ctx: &StageContext,
+    packed: &Packed,
+    frame_of: &BTreeMap<&str, &crate::model::FrameRecord>,
+) -> Result<Vec<std::path::PathBuf>> {
+    use shards::{chat, hf};
+    let cfg = &ctx.scenario.config.pack;
+    let code = ctx.scenario.code.as_str();
+    let dir = ctx.dir.join(hf::DIR);
+    let file = &packed.instructions;
+    let convs = chat::conversations(file, cfg.in_context_turns);
+    let frames_of = |i: usize| -> Vec<&crate::model::FrameRecord> {
+        file.data[i]
+            .1
+            .image_ids
+            .iter()
+            .map(|id| frame_of[id.as_str()])
+            .collect()
+    };
+    let sizes: Vec<u64> = packed
+        .unit_ranges
+        .iter()
+        .map(|(_, r)| {
+            r.clone()
+                .map(|i| hf::row_size(&convs[i], &frames_of(i)))
+                .sum()
+        })
+        .collect();
+    let plan = shards::plan_parts(&sizes, cfg.max_part_bytes);
+    let parts = if plan.is_empty() {
+        vec![Vec::new()]
+    } else {
+        plan
+    };
+    let mut outputs = Vec::new();
+    let mut names = BTreeSet::new();
+    for (p, part) in parts.iter().enumerate() {
+        let mut bytes_of: BTreeMap<&str, Vec<u8>> = BTreeMap::new();
+        let mut rows = Vec::new();
+        for &u in part {
+            let (unit, range) = &packed.unit_ranges[u];
+            for i in range.clone() {
+                let mut images = Vec::new();
+                for f in frames_of(i) {
+                    if !bytes_of.contains_key(f.image_id.as_str()) {
+                        let path = ctx.dir.join(&f.file);
+                        let b = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+                        bytes_of.insert(f.image_id.as_str(), b);
+                    }
+                    images.push((f, bytes_of[f.image_id.as_str()].clone()));
+                }
+                rows.push(hf::Row {
+                    conversation: &convs[i],
+                    unit_id: unit,
+                    images,
+                });
+            }
+        }
+        let name = hf::part_name(p, parts.len());
+        let path = dir.join(&name);
+        hf::write_part(&path, code, &rows)?;
+        names.insert(name.trim_start_matches("data/").to_string());
+        outputs.push(path);
+    }
+    // Parts of an earlier pack with another number of parts.
+    let data = dir.join("data");
+    for entry in std::fs::read_dir(&data).map_err(|e| Error::io(&data, e))? {
+        let entry = entry.map_err(|e| Error::io(&data, e))?;
+        if !names.contains(entry.file_name().to_string_lossy().as_ref()) {
+            remove_file(&entry.path())?;
+        }
+    }
+    let card = dir.join("README.md");
+    let text = shards::hf::card(&shards::hf::Card {
+        code,
+        name: &ctx.scenario.name,
+        license: ctx.scenario.config.source.license.as_deref(),
+        instructions: file.data.len(),
+        units: packed.unit_ranges.len(),
+        images: shown_frames(file, frame_of).len(),
+        parts: parts.len(),
+        in_context_turns: cfg.in_context_turns,
+        settings_hash: &ctx.config_hash,
+    });
+    crate::atomic::write(&card, text.as_bytes())?;
+    outputs.push(card);
+    Ok(outputs)
+}
+
+/// Removes shard files of an earlier pack with another number of parts (or other languages),
+/// after the new ones are written (so a crash never leaves a scenario with no shards at all).
+fn remove_stale_parts(
+    dir: &Path,
+    code: Code,
+    current: &[String],
+    translated: &[String],
+) -> Result<()> {
     let keep: BTreeSet<String> = current
         .iter()
         .flat_map(|name| {
@@ -431,15 +701,17 @@ fn remove_stale_parts(dir: &Path, code: Code, current: &[String]) -> Result<()> 
                 format!("{stem}_train.json"),
             ]
         })
+        .chain(translated.iter().cloned())
         .collect();
     let prefix = code.as_str();
     let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
     for entry in entries {
         let entry = entry.map_err(|e| Error::io(dir, e))?;
         let name = entry.file_name().to_string_lossy().into_owned();
+        // `{CODE}_instructions.{lang}.json` and `{CODE}_train.{lang}.json` too.
         let ours = name == format!("{prefix}.parquet")
-            || name == format!("{prefix}_instructions.json")
-            || name == format!("{prefix}_train.json")
+            || (name.starts_with(&format!("{prefix}_instructions.")) && name.ends_with(".json"))
+            || (name.starts_with(&format!("{prefix}_train.")) && name.ends_with(".json"))
             || (name.starts_with(&format!("{prefix}-")) && name.contains("-of-"));
         if ours && !keep.contains(&name) {
             std::fs::remove_file(entry.path()).map_err(|e| Error::io(entry.path(), e))?;
@@ -464,7 +736,9 @@ pub fn write_data_yaml(out: &Path, manifest: &Manifest) -> Result<()> {
             .outputs
             .iter()
             .map(|o| o.path.as_str())
-            .filter(|p| p.ends_with(".parquet") && !p.contains("/rejects/"))
+            // The Otter images parquet parts, `{CODE}/{name}.parquet`: not rejects, not the
+            // hf layout's parts under `{CODE}/hf/`.
+            .filter(|p| p.ends_with(".parquet") && p.matches('/').count() == 1)
             .collect();
         let text = groups.entry(group).or_default();
         for (i, images) in parts.iter().enumerate() {
@@ -477,6 +751,19 @@ pub fn write_data_yaml(out: &Path, manifest: &Manifest) -> Result<()> {
             text.push_str(&format!(
                 "  {key}:\n    mimicit_path: {stem}_instructions.json\n    images_path: {images}\n    train_config_path: {stem}_train.json\n    num_samples: -1\n"
             ));
+            // The same part in other languages (`{stem}_instructions.{lang}.json`).
+            let prefix = format!("{stem}_instructions.");
+            let mut langs: Vec<&str> = pack
+                .outputs
+                .iter()
+                .filter_map(|o| o.path.strip_prefix(&prefix)?.strip_suffix(".json"))
+                .collect();
+            langs.sort_unstable();
+            for lang in langs {
+                text.push_str(&format!(
+                    "  {key}_{lang}:\n    mimicit_path: {stem}_instructions.{lang}.json\n    images_path: {images}\n    train_config_path: {stem}_train.{lang}.json\n    num_samples: -1\n"
+                ));
+            }
         }
     }
     let mut yaml = String::from(
@@ -500,7 +787,7 @@ fn visual_neighbours(
 ) -> Result<std::collections::HashMap<String, Vec<String>>> {
     let manifest = Manifest::load(ctx.out)?;
     let code = ctx.scenario.code.as_str();
-    let Some(stage) = manifest.stage(code, crate::pipeline::Stage::Features.name()) else {
+    let Some(stage) = manifest.stage(code, StageId::Features.name()) else {
         return Err(Error::Invalid(format!(
             "pack.rel_ins = {}: needs the features stage, which has not run in {} \
              (set features.model and run `mimicit features`)",

@@ -5,6 +5,10 @@
 //! - `annotations.parquet`: every annotation item of every unit (`unit_id`, `t_start`,
 //!   `t_end`, `text`, `kind`), in unit order.
 //!
+//! A summary line on stderr counts the units, the annotation records they came from and the
+//! units annotated by several records (an SD pair annotated three times, a TVC clip with
+//! several moments): their records are merged into one unit and each stays a Syphus query.
+//!
 //! A partition (`--partition i/N`) keeps the units it owns.
 
 use std::collections::BTreeMap;
@@ -12,11 +16,49 @@ use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
+use super::join::{summed, Part};
+use super::{Stage, StageContext, StageId, StageOutput};
 use crate::config::Scenario;
 use crate::error::{Error, Result};
 use crate::manifest::Counts;
 use crate::model::{AnnotationRow, MediaRow, Unit, UnitMedia};
-use crate::pipeline::{StageContext, StageOutput};
+use crate::partition::Partition;
+
+/// Stage 1: the corpus adapters list the units, their media and annotations.
+pub struct Scan;
+
+impl Stage for Scan {
+    fn id(&self) -> StageId {
+        StageId::Scan
+    }
+    fn name(&self) -> &'static str {
+        "scan"
+    }
+    fn sections(&self) -> &'static [&'static str] {
+        &["source", "corpus", "metadata"]
+    }
+    fn needs(&self) -> &'static [StageId] {
+        &[]
+    }
+    /// The corpus files themselves (annotation files, media listing), not earlier outputs.
+    fn input_hash(
+        &self,
+        scenario: &Scenario,
+        _manifest: &crate::manifest::Manifest,
+    ) -> Result<String> {
+        crate::corpus::fingerprint(scenario)
+    }
+    fn join_checks_input(&self) -> bool {
+        true
+    }
+    fn run(&self, ctx: &StageContext) -> Result<StageOutput> {
+        run(ctx)
+    }
+    /// Every partition's units in id order, their probed media rows.
+    fn join(&self, ctx: &StageContext, parts: &[Part]) -> Result<StageOutput> {
+        join_scan(ctx, parts)
+    }
+}
 
 pub fn run(ctx: &StageContext) -> Result<StageOutput> {
     let mut found = crate::corpus::scan(ctx.scenario)?;
@@ -46,6 +88,15 @@ pub fn run(ctx: &StageContext) -> Result<StageOutput> {
             u.source = rel.to_string();
         }
     }
+    let records: usize = found.units.iter().map(|u| u.records.len().max(1)).sum();
+    let several = found.units.iter().filter(|u| u.records.len() > 1).count();
+    eprintln!(
+        "{}: scan: {} units from {records} annotation records ({several} units annotated by several records: {} records merged into them, each still a Syphus query of its own); {} rejects",
+        ctx.scenario.code,
+        found.units.len(),
+        records - (found.units.len() - several),
+        found.rejects.len(),
+    );
     let media = probe_media(ctx.scenario, &found.units);
     let outputs = write_tables(ctx, &mut found.units, media)?;
     tracing::info!(
@@ -162,4 +213,47 @@ fn probe_one(full: &Path, path: String, kind: &str, probe: bool) -> MediaRow {
         }
     }
     row
+}
+
+fn join_scan(ctx: &StageContext, parts: &[Part]) -> Result<StageOutput> {
+    let mut units = Vec::new();
+    for p in parts {
+        let from = p.dir.join("units.parquet");
+        for u in crate::tables::read_units(&from)? {
+            if let Some(part) = p.partition {
+                if !part.owns(&u.id) {
+                    return Err(Error::Invalid(format!(
+                        "{}: unit {} belongs to partition {}, not {part}: the folder is not \
+                         from this split",
+                        from.display(),
+                        u.id,
+                        Partition::of(&u.id, part.count)
+                    )));
+                }
+            }
+            units.push(u);
+        }
+    }
+    units.sort_by(|a, b| a.id.cmp(&b.id));
+    if let Some(w) = units.windows(2).find(|w| w[0].id == w[1].id) {
+        return Err(Error::Invalid(format!(
+            "unit {} is in two partitions: the folders are not from one split",
+            w[0].id
+        )));
+    }
+    // The partitions probed their own media: join their rows rather than probe everything
+    // again in this one process.
+    let mut media = Vec::new();
+    for p in parts {
+        media.extend(crate::tables::read_media(&p.dir.join("media.parquet"))?);
+    }
+    let outputs = super::scan::write_tables(ctx, &mut units, media)?;
+    Ok(StageOutput {
+        counts: Counts {
+            ok: units.len() as u64,
+            ..summed(parts)
+        },
+        outputs,
+        rejects: super::join::rejects(ctx, parts, "scan")?,
+    })
 }

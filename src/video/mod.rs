@@ -7,10 +7,14 @@
 //! rotation applied, and hands them one by one to a callback: frames are never all held in
 //! memory.
 //!
+//! [`sample_into`] is the loop the keyframes stage and `mimicit frames` share around it: a video
+//! or an image sequence sampled, each kept frame resized and encoded and handed to a sink.
+//!
 //! Times are seconds on the media timeline: a frame's timestamp times its stream's time base, not
 //! shifted by the stream's start time (a file whose first frame is at 1.075 s gives 1.075).
 //! Segments and [`Sampling::At`] times use the same axis.
 
+mod sample_into;
 mod sampling;
 pub(crate) mod scenes;
 
@@ -28,6 +32,9 @@ use ffmpeg_next as ffmpeg;
 
 use crate::config::{ImageConfig, KeyframesConfig, SamplingPolicy};
 use crate::model::RgbFrame;
+pub use sample_into::{
+    prepare, sample_into, KeptFrame, Policy, Prepared, SampleError, Skipped, Source,
+};
 pub(crate) use sampling::{pick, Selector, StreamFacts};
 use scenes::Signature;
 

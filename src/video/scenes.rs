@@ -7,6 +7,8 @@
 //! `[0, 1]`: the measure of PySceneDetect's `HistogramDetector` (its goldens are our test
 //! fixtures), on a thumbnail instead of the full frame, which costs a few microseconds per frame.
 
+use crate::model::RgbFrame;
+
 /// Thumbnail size the decode loop scales each frame to (16:9, the usual video shape; other
 /// shapes are squashed, which a histogram does not mind).
 pub(crate) const THUMB_W: u32 = 64;
@@ -35,6 +37,22 @@ impl Signature {
         }
         let total = (width * height).max(1) as f64;
         Signature(counts.map(|c| f64::from(c) / total))
+    }
+
+    /// From a packed RGB24 picture at its full size, with the integer luma
+    /// `(77 R + 150 G + 29 B) >> 8` of each pixel: the run report's content cuts between stored
+    /// frames (its marks and change values depend on these exact levels; the decode loop uses
+    /// swscale's grey thumbnail instead, [`THUMB_W`]x[`THUMB_H`]).
+    pub(crate) fn from_rgb(img: &RgbFrame) -> Signature {
+        let luma: Vec<u8> = img
+            .data
+            .chunks_exact(3)
+            .map(|p| {
+                ((77 * u32::from(p[0]) + 150 * u32::from(p[1]) + 29 * u32::from(p[2])) >> 8) as u8
+            })
+            .collect();
+        let (w, h) = (img.width as usize, img.height as usize);
+        Signature::from_gray(w, h, w, &luma)
     }
 
     /// Content change to `other`: `1 - correlation`, clamped to `[0, 1]`. Two flat histograms
@@ -118,6 +136,20 @@ mod tests {
         );
         assert!(flat(64, 36, 10).distance(&flat(64, 36, 240)) > 0.9);
         assert_eq!(flat(8, 8, 10).distance(&flat(8, 8, 10)), 0.0);
+    }
+
+    #[test]
+    fn rgb_signature_uses_integer_luma() {
+        // Grey pixels keep their level: (77 + 150 + 29) v >> 8 = v.
+        let grey = RgbFrame::new(4, 2, [9u8, 9, 9, 200, 200, 200].repeat(4));
+        let levels = [9u8, 200].repeat(4);
+        assert_eq!(
+            Signature::from_rgb(&grey),
+            Signature::from_gray(4, 2, 4, &levels)
+        );
+        // Pure red is level 76.
+        let red = RgbFrame::new(1, 1, vec![255, 0, 0]);
+        assert_eq!(Signature::from_rgb(&red), flat(1, 1, 76));
     }
 
     #[test]

@@ -457,7 +457,10 @@ fn scene_cuts_match_the_goldens_of_testvideo() {
     // Measured: precision 0.67, recall 1.00 (the golden detector also cuts inside fades, on a
     // full-size histogram; the extra cuts here are 15 frames into long fades).
     assert!(p >= 0.6, "precision {p:.2}, recall {r:.2}");
-    assert_eq!(r, 1.0, "every golden cut found: precision {p:.2}, recall {r:.2}");
+    assert_eq!(
+        r, 1.0,
+        "every golden cut found: precision {p:.2}, recall {r:.2}"
+    );
 }
 
 /// Prints precision and recall over a range of thresholds (for tuning the default):

@@ -3,7 +3,7 @@ use std::path::{Path, PathBuf};
 
 use super::natural_cmp;
 use crate::config::ImageConfig;
-use crate::frames::{extract, FramesRequest, Source, Written};
+use crate::frames::{extract, extract_source, FramesRequest, Source, Written};
 use crate::video::Sampling;
 
 /// Writes `n` pictures `{i:06}.{jpg|png}` (alternating) into `dir`, picture i a flat grey of
@@ -44,7 +44,11 @@ fn request(input: &Path, out: &Path, sampling: Sampling) -> FramesRequest {
 fn run(dir: &Path, pictures: &[PathBuf], sampling: Sampling) -> (Vec<usize>, Vec<PathBuf>) {
     let out = tempfile::tempdir().unwrap();
     let req = request(dir, out.path(), sampling);
-    let (written, rejects) = super::extract(&req, dir, pictures, "seq", "png").unwrap();
+    let source = Source::Sequence {
+        dir: dir.to_path_buf(),
+        pictures: pictures.to_vec(),
+    };
+    let (written, rejects) = extract_source(&req, &source, "seq", "png").unwrap();
     for (i, w) in written.iter().enumerate() {
         assert_eq!(
             w.record.index as usize, i,

@@ -1,0 +1,376 @@
+//! The one sampling loop of the keyframes stage and of `mimicit frames`: [`sample_into`] samples
+//! a [`Source`] (a video file, or a folder's pictures taken as the frames of one) as a
+//! [`Policy`] asks, resizes and encodes each kept frame, and hands the frames in time order to a
+//! sink that decides where they go. Warnings about a source (decoder errors; a stream that stops
+//! before its declared end, said by [`sample`](super::sample)) are said here, once.
+//!
+//! Image sequences: picture `i` is a frame at `i / fps` seconds. The sampler's [`pick`] decides
+//! on those times alone which pictures are kept, and only those are read and decoded
+//! ([`crate::imaging::decode_file_for`]: libjpeg-turbo for JPEG, reduced in the decoder when the
+//! output is much smaller), a batch at a time on the rayon pool.
+//!
+//! - `Fps`, `Uniform`, `At`, `LegacyStride` and `All` behave as on a video whose frames are the
+//!   pictures (its duration is `n / fps`).
+//! - `KeyframesOnly`: every picture is a keyframe (each is coded on its own), so every picture
+//!   is kept.
+//! - `SceneCuts` judges content, so every picture is decoded; its signature is made as the video
+//!   decoder makes it ([`Thumbnailer`]).
+//!
+//! A picture that cannot be read (or resized, or encoded) is skipped and reported
+//! ([`Skipped`]); the sequence keeps its other frames. In a video, a frame that cannot be resized
+//! or encoded loses the whole source.
+
+use std::collections::HashSet;
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+
+use super::{pick, Sampling, Selector, StreamFacts, Thumbnailer};
+use crate::config::ImageConfig;
+use crate::imaging::letterbox::Letterbox;
+use crate::model::RgbFrame;
+
+/// Pictures decoded at once per pool thread for scene cuts, which keep each whole picture until
+/// judged: enough to keep the threads busy, few enough that a long sequence of large pictures is
+/// never all in memory.
+const BATCH_PER_THREAD: usize = 2;
+/// Pictures read and prepared at once per pool thread otherwise: only the small encoded frames
+/// wait in memory, and each hand-over to the pool (a thread wake-up) serves more pictures.
+const PREPARED_PER_THREAD: usize = 16;
+
+/// What to sample.
+#[derive(Debug, Clone, Copy)]
+pub enum Source<'a> {
+    /// A video file, sampled over each span in turn (`None`: the whole file; `[start_s, end_s]`
+    /// otherwise, see [`super::sample`]). A frame offered by two overlapping spans (same time to
+    /// the bit) is kept once.
+    Video {
+        path: &'a Path,
+        spans: &'a [Option<(f64, f64)>],
+    },
+    /// A folder's pictures, in frame order: picture `i` is at `i / fps` seconds.
+    Sequence {
+        dir: &'a Path,
+        pictures: &'a [PathBuf],
+        fps: f64,
+    },
+}
+
+/// How to sample and what to make of the kept frames.
+#[derive(Debug, Clone, Copy)]
+pub struct Policy<'a> {
+    pub sampling: &'a Sampling,
+    /// What each kept frame is resized and encoded to.
+    pub image: &'a ImageConfig,
+    /// Most frames handed to the sink (0: no limit); sampling stops once they are reached.
+    pub max_frames: usize,
+    /// `filter.letterbox`: crop the black bars off video frames before they are resized, with
+    /// one crop window per source decided over a look-ahead ([`crate::imaging::letterbox`]), at
+    /// this luma limit. Image sequences are left as they are.
+    pub letterbox: Option<u8>,
+}
+
+/// A kept frame resized, encoded and hashed, not yet written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prepared {
+    pub width: u32,
+    pub height: u32,
+    /// [`crate::imaging::pixel_hash`] of the resized frame.
+    pub pixel_hash: String,
+    /// The encoded file.
+    pub bytes: Vec<u8>,
+}
+
+/// Resizes, encodes and hashes one frame as `cfg` asks; errors are plain messages.
+pub fn prepare(image: &RgbFrame, cfg: &ImageConfig) -> Result<Prepared, String> {
+    let img = crate::imaging::resize(image, cfg).map_err(|e| e.to_string())?;
+    let bytes = crate::imaging::encode(&img, cfg).map_err(|e| e.to_string())?;
+    Ok(Prepared {
+        width: img.width,
+        height: img.height,
+        pixel_hash: crate::imaging::pixel_hash(&img),
+        bytes,
+    })
+}
+
+/// A frame handed to the sink.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeptFrame {
+    /// Seconds on the media timeline (a sequence's picture `i`: `i / fps`).
+    pub time_s: f64,
+    /// The picture's index in [`Source::Sequence`]'s list; None for video frames.
+    pub picture: Option<usize>,
+    pub frame: Prepared,
+}
+
+/// A picture of a sequence that was left out: it could not be read, resized or encoded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Skipped {
+    /// Its index in [`Source::Sequence`]'s list.
+    pub picture: usize,
+    pub error: String,
+}
+
+/// Why [`sample_into`] gave up on a source.
+#[derive(Debug)]
+pub enum SampleError<E> {
+    /// Nothing of the source can be used: it cannot be decoded or sampled, or one of its video
+    /// frames cannot be resized or encoded. The message names the file.
+    Source(String),
+    /// The sink failed.
+    Sink(E),
+}
+
+/// Samples `source` as `policy` asks and hands the kept frames, resized and encoded, to `sink`
+/// in time order: one at a time from a video, a batch at a time (in order) from an image
+/// sequence, so that the sink may write a batch in parallel. Returns the pictures of a sequence
+/// that were left out (none for a video).
+pub fn sample_into<E>(
+    source: &Source,
+    policy: &Policy,
+    sink: &mut dyn FnMut(Vec<KeptFrame>) -> Result<(), E>,
+) -> Result<Vec<Skipped>, SampleError<E>> {
+    match *source {
+        Source::Video { path, spans } => {
+            video_into(path, spans, policy, sink)?;
+            Ok(Vec::new())
+        }
+        Source::Sequence { dir, pictures, fps } => sequence_into(dir, pictures, fps, policy, sink),
+    }
+}
+
+fn video_into<E>(
+    path: &Path,
+    spans: &[Option<(f64, f64)>],
+    policy: &Policy,
+    sink: &mut dyn FnMut(Vec<KeptFrame>) -> Result<(), E>,
+) -> Result<(), SampleError<E>> {
+    let max = policy.max_frames;
+    let mut kept = 0;
+    let several = spans.len() > 1;
+    let mut times_seen = HashSet::new();
+    // Frames are held until the crop window is decided, then cropped before they are resized.
+    let mut letterbox = policy.letterbox.map(Letterbox::<f64>::new);
+    let mut give = |time_s: f64, image: RgbFrame, kept: &mut usize| {
+        let frame = prepare(&image, policy.image).map_err(SampleError::Source)?;
+        sink(vec![KeptFrame {
+            time_s,
+            picture: None,
+            frame,
+        }])
+        .map_err(SampleError::Sink)?;
+        *kept += 1;
+        Ok(())
+    };
+    for &span in spans {
+        let held = letterbox.as_ref().map_or(0, |l| l.held());
+        if max > 0 && kept + held >= max {
+            break;
+        }
+        let mut failure = None;
+        let mut on_frame = |f: super::SampledFrame| {
+            if several && !times_seen.insert(f.time_s.to_bits()) {
+                return ControlFlow::Continue(());
+            }
+            let ready = match letterbox.as_mut() {
+                None => vec![(f.time_s, f.image)],
+                Some(l) => l.push(f.time_s, f.image),
+            };
+            for (time_s, image) in ready {
+                if let Err(e) = give(time_s, image, &mut kept) {
+                    failure = Some(e);
+                    return ControlFlow::Break(());
+                }
+            }
+            let held = letterbox.as_ref().map_or(0, |l| l.held());
+            if max > 0 && kept + held >= max {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        };
+        let info = super::sample(
+            path,
+            policy.sampling,
+            span,
+            Some(policy.image),
+            &mut on_frame,
+        )
+        .map_err(|e| SampleError::Source(e.to_string()))?;
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        if info.decode_errors > 0 {
+            tracing::warn!(
+                "{}: {} decoder errors (frames around them skipped)",
+                path.display(),
+                info.decode_errors
+            );
+        }
+    }
+    if let Some(l) = letterbox.as_mut() {
+        for (time_s, image) in l.finish() {
+            give(time_s, image, &mut kept)?;
+        }
+    }
+    Ok(())
+}
+
+fn sequence_into<E>(
+    dir: &Path,
+    pictures: &[PathBuf],
+    fps: f64,
+    policy: &Policy,
+    sink: &mut dyn FnMut(Vec<KeptFrame>) -> Result<(), E>,
+) -> Result<Vec<Skipped>, SampleError<E>> {
+    let whole = |m: String| SampleError::Source(format!("{}: {m}", dir.display()));
+    if !(fps.is_finite() && fps > 0.0) {
+        return Err(whole(format!(
+            "the frame rate of image sequences must be above 0, got {fps}"
+        )));
+    }
+    let times: Vec<f64> = (0..pictures.len()).map(|i| i as f64 / fps).collect();
+    let facts = StreamFacts {
+        fps: Some(fps),
+        media_end: Some(pictures.len() as f64 / fps),
+    };
+    let mut run = SequenceRun {
+        pictures,
+        times: &times,
+        cfg: policy.image,
+        max: policy.max_frames,
+        kept: 0,
+        skipped: Vec::new(),
+        sink,
+    };
+    if matches!(policy.sampling, Sampling::SceneCuts { .. }) {
+        let selector = Selector::new(policy.sampling, None, facts).map_err(whole)?;
+        run.scene_cuts(selector)?;
+    } else {
+        let chosen = pick(policy.sampling, None, facts, &times).map_err(whole)?;
+        run.chosen(&chosen)?;
+    }
+    Ok(run.skipped)
+}
+
+struct SequenceRun<'a, E> {
+    pictures: &'a [PathBuf],
+    times: &'a [f64],
+    cfg: &'a ImageConfig,
+    max: usize,
+    /// Frames handed to the sink.
+    kept: usize,
+    skipped: Vec<Skipped>,
+    sink: &'a mut dyn FnMut(Vec<KeptFrame>) -> Result<(), E>,
+}
+
+impl<E> SequenceRun<'_, E> {
+    fn skip(&mut self, picture: usize, error: String) {
+        self.skipped.push(Skipped { picture, error });
+    }
+
+    /// Reads, resizes and encodes the chosen pictures (indices in time order), a batch at a time.
+    fn chosen(&mut self, chosen: &[usize]) -> Result<(), SampleError<E>> {
+        let per_batch = PREPARED_PER_THREAD * rayon::current_num_threads();
+        for batch in chosen.chunks(per_batch.max(1)) {
+            let (cfg, pictures) = (self.cfg, self.pictures);
+            let prepared: Vec<(usize, Result<Prepared, String>)> = batch
+                .par_iter()
+                .map(|&p| {
+                    let frame = crate::imaging::decode_file_for(&pictures[p], cfg)
+                        .map_err(|e| e.to_string())
+                        .and_then(|img| prepare(&img, cfg));
+                    (p, frame)
+                })
+                .collect();
+            if self.give(prepared)?.is_break() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Scene cuts: every picture is decoded (a batch at a time) and offered with its content.
+    fn scene_cuts(&mut self, mut selector: Selector) -> Result<(), SampleError<E>> {
+        let mut thumbnailer = Thumbnailer::new();
+        let all: Vec<usize> = (0..self.pictures.len()).collect();
+        let per_batch = BATCH_PER_THREAD * rayon::current_num_threads();
+        let cfg = self.cfg;
+        for batch in all.chunks(per_batch.max(1)) {
+            let pictures = self.pictures;
+            // Decoded as for the other policies, so a picture gives the same frame either way.
+            let decoded: Vec<(usize, Result<RgbFrame, String>)> = batch
+                .par_iter()
+                .map(|&p| {
+                    let img = crate::imaging::decode_file_for(&pictures[p], cfg)
+                        .map_err(|e| e.to_string());
+                    (p, img)
+                })
+                .collect();
+            let mut kept = Vec::new();
+            let mut stop = false;
+            for (p, img) in decoded {
+                let img = match img {
+                    Ok(img) => img,
+                    Err(e) => {
+                        self.skip(p, e);
+                        continue;
+                    }
+                };
+                let signature = match thumbnailer.signature(&img) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        self.skip(p, e);
+                        continue;
+                    }
+                };
+                let step = selector.offer_content(self.times[p], signature);
+                if step.emit_current {
+                    kept.push((p, img));
+                }
+                if step.stop {
+                    stop = true;
+                    break;
+                }
+            }
+            let prepared: Vec<(usize, Result<Prepared, String>)> = kept
+                .par_iter()
+                .map(|(p, img)| (*p, prepare(img, cfg)))
+                .collect();
+            if self.give(prepared)?.is_break() || stop {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Hands the prepared pictures (in time order) to the sink, up to the limit, and records
+    /// those that could not be prepared; Break once the limit is reached.
+    fn give(
+        &mut self,
+        prepared: Vec<(usize, Result<Prepared, String>)>,
+    ) -> Result<ControlFlow<()>, SampleError<E>> {
+        let mut ready = Vec::new();
+        for (p, frame) in prepared {
+            if self.max > 0 && self.kept + ready.len() >= self.max {
+                break;
+            }
+            match frame {
+                Ok(frame) => ready.push(KeptFrame {
+                    time_s: self.times[p],
+                    picture: Some(p),
+                    frame,
+                }),
+                Err(e) => self.skip(p, e),
+            }
+        }
+        self.kept += ready.len();
+        (self.sink)(ready).map_err(SampleError::Sink)?;
+        Ok(if self.max > 0 && self.kept >= self.max {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        })
+    }
+}
