@@ -2,9 +2,11 @@
 # One-time, idempotent set-up of everything mimicit needs to build and test:
 #   1. Debian packages: FFmpeg dev libraries (ffmpeg-next), clang (bindgen), pkg-config, ffmpeg,
 #      chromium (the report test opens the HTML report in it, headless), slurm-wlm and munge
-#      (the Slurm test runs a one-node cluster with scripts/slurm/local-cluster.sh).
+#      (the Slurm test runs a one-node cluster with scripts/slurm/local-cluster.sh), iproute2
+#      (the Ray test brings up loopback in a network namespace of its own).
 #   2. A Python venv with torch==2.13.0 (the libtorch that tch 0.26 links against) plus the
-#      readers used by compatibility tests, kept in a cache folder shared by every clone.
+#      readers used by compatibility tests (datasets among them) and ray (the Ray test's
+#      one-node cluster), kept in a cache folder shared by every clone.
 # It prints the environment to use (`eval "$(scripts/setup.sh --env)"`) and is quick when done.
 set -euo pipefail
 
@@ -14,10 +16,10 @@ HOME_DIR="${HOME:-$(getent passwd "$(id -u)" | cut -d: -f6)}"
 CACHE_ROOT="${MIMICIT_CACHE:-${XDG_CACHE_HOME:-$HOME_DIR/.cache}/mimicit}"
 VENV="${MIMICIT_VENV:-$CACHE_ROOT/venv-torch-$TORCH_VERSION}"
 PY_PACKAGES=(pandas pyarrow pillow numpy pyyaml jsonschema webdataset transformers safetensors
-  opencv-python-headless datasets)
+  opencv-python-headless datasets ray)
 APT_PACKAGES=(pkg-config clang libclang-dev ffmpeg libavcodec-dev libavformat-dev libavutil-dev
   libswscale-dev libswresample-dev libavfilter-dev libavdevice-dev libturbojpeg0-dev chromium
-  slurm-wlm munge)
+  slurm-wlm munge iproute2)
 
 print_env() {
   cat <<ENV

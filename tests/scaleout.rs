@@ -591,3 +591,71 @@ fn slurm_job_array_and_merge_equal_a_single_run() {
     assert_same_outputs(&out, &split);
     ok(&mimicit(dir.path(), &["verify", "split"]));
 }
+
+/// Why the Ray test cannot run here, if so: it needs root (for a network namespace of its own,
+/// where Ray sees only loopback), `unshare` and `ip`, and the venv's `ray`.
+fn ray_missing() -> Option<String> {
+    let uid = Command::new("id").arg("-u").output().ok()?;
+    if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
+        return Some("not root (the test makes a network namespace for the Ray cluster)".into());
+    }
+    for cmd in ["unshare", "ip", "ray"] {
+        let found = Command::new("sh")
+            .args(["-c", &format!("command -v {cmd}")])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !found {
+            return Some(format!(
+                "{cmd} not found (util-linux, iproute2 and the venv's ray: scripts/setup.sh)"
+            ));
+        }
+    }
+    None
+}
+
+#[test]
+fn ray_tasks_and_merge_equal_a_single_run() {
+    if let Some(why) = ray_missing() {
+        crate::util::skip(&format!("the Ray test: {why}"));
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = run_demo(dir.path());
+    // A one-node Ray cluster in a network namespace of its own: only loopback exists there, so
+    // every Ray process listens and talks on 127.0.0.1, and all of it ends with the namespace.
+    let script = format!(
+        "set -e; ip link set lo up; \
+         trap 'ray stop --force > /dev/null 2>&1 || true' EXIT; \
+         ray start --head --port 6391 --num-cpus 2 --include-dashboard false \
+           --disable-usage-stats > ray-start.log 2>&1; \
+         timeout 300 python {run} scenarios/demo.toml --out split --partitions 3 \
+           --bin {bin} --address 127.0.0.1:6391 > ray-run.log 2>&1",
+        run = repo().join("scripts/ray/run.py").display(),
+        bin = binary().display(),
+    );
+    let o = Command::new("timeout")
+        .args(["420", "unshare", "--net", "bash", "-c", &script])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let log = |name: &str| std::fs::read_to_string(dir.path().join(name)).unwrap_or_default();
+    assert!(
+        o.status.success(),
+        "ray run failed ({}):\n{}\n{}\n{}",
+        o.status,
+        stderr(&o),
+        log("ray-start.log"),
+        log("ray-run.log")
+    );
+    let run_log = log("ray-run.log");
+    for i in 0..3 {
+        assert!(
+            run_log.contains(&format!("partition {i}/3: exit 0")),
+            "{run_log}"
+        );
+    }
+    assert!(run_log.contains("merge: exit 0"), "{run_log}");
+    let split = dir.path().join("split");
+    assert_same_outputs(&out, &split);
+    ok(&mimicit(dir.path(), &["verify", "split"]));
+}
