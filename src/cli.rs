@@ -891,20 +891,11 @@ fn lock_run_folder(
     }
 }
 
-/// What the binary prints for an error: `mimicit: {error}`, then each cause in its chain on a
-/// line of its own, once: a cause whose text the lines above already hold (an I/O error that
-/// the message quotes after its path) is not repeated.
+/// What the binary prints for an error: `mimicit: {error}`. Every error of the library names
+/// its cause in its own message (an I/O error after the file's path), so the `source()` chain
+/// is not printed again.
 pub fn error_text(err: &Error) -> String {
-    let mut text = format!("mimicit: {err}");
-    let mut source = std::error::Error::source(err);
-    while let Some(s) = source {
-        let line = s.to_string();
-        if !line.is_empty() && !text.contains(&line) {
-            text.push_str(&format!("\n  caused by: {line}"));
-        }
-        source = s.source();
-    }
-    text
+    format!("mimicit: {err}")
 }
 
 /// Maps an error to its exit status.

@@ -437,26 +437,34 @@ fn merge_refuses_incomplete_or_mismatched_partitions() {
 
 /// Why the Slurm test cannot run here, if so.
 fn slurm_missing() -> Option<String> {
+    root_and_commands(
+        "slurmd must launch the jobs",
+        &[
+            "munged",
+            "slurmctld",
+            "slurmd",
+            "sbatch",
+            "scontrol",
+            "sinfo",
+        ],
+        "Debian's slurm-wlm and munge; scripts/setup.sh installs them",
+    )
+}
+
+/// Why a test that needs root and `commands` cannot run here (`root_why`: what root is for,
+/// `hint`: what installs the commands), if so.
+fn root_and_commands(root_why: &str, commands: &[&str], hint: &str) -> Option<String> {
     let uid = Command::new("id").arg("-u").output().ok()?;
     if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
-        return Some("not root (slurmd must launch the jobs)".into());
+        return Some(format!("not root ({root_why})"));
     }
-    for cmd in [
-        "munged",
-        "slurmctld",
-        "slurmd",
-        "sbatch",
-        "scontrol",
-        "sinfo",
-    ] {
+    for cmd in commands {
         let found = Command::new("sh")
             .args(["-c", &format!("command -v {cmd}")])
             .output()
             .is_ok_and(|o| o.status.success());
         if !found {
-            return Some(format!(
-                "{cmd} not found (Debian's slurm-wlm and munge; scripts/setup.sh installs them)"
-            ));
+            return Some(format!("{cmd} not found ({hint})"));
         }
     }
     None
@@ -595,22 +603,11 @@ fn slurm_job_array_and_merge_equal_a_single_run() {
 /// Why the Ray test cannot run here, if so: it needs root (for a network namespace of its own,
 /// where Ray sees only loopback), `unshare` and `ip`, and the venv's `ray`.
 fn ray_missing() -> Option<String> {
-    let uid = Command::new("id").arg("-u").output().ok()?;
-    if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
-        return Some("not root (the test makes a network namespace for the Ray cluster)".into());
-    }
-    for cmd in ["unshare", "ip", "ray"] {
-        let found = Command::new("sh")
-            .args(["-c", &format!("command -v {cmd}")])
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if !found {
-            return Some(format!(
-                "{cmd} not found (util-linux, iproute2 and the venv's ray: scripts/setup.sh)"
-            ));
-        }
-    }
-    None
+    root_and_commands(
+        "the test makes a network namespace for the Ray cluster",
+        &["unshare", "ip", "ray"],
+        "util-linux, iproute2 and the venv's ray: scripts/setup.sh",
+    )
 }
 
 #[test]

@@ -11,7 +11,6 @@
 //! - `README.md`: the dataset card, with the config of the scenario, its counts, the licence
 //!   named in the scenario file and how it was made (tool version, settings hash).
 
-use std::io;
 use std::path::Path;
 
 use polars::prelude::*;
@@ -112,22 +111,12 @@ pub fn write_part(path: &Path, scenario: &str, rows: &[Row]) -> Result<u64> {
         ],
     )
     .map_err(|e| err(path, e))?;
-    let metadata = polars::prelude::KeyValueMetadata::from_static(vec![
-        ("ARROW:schema".to_string(), ARROW_SCHEMA.to_string()),
-        ("huggingface".to_string(), FEATURES.to_string()),
-    ]);
-    let mut size = 0;
-    crate::atomic::write_with(path, |file| {
-        size = ParquetWriter::new(file)
-            .with_compression(ParquetCompression::Zstd(None))
-            .with_row_group_size(Some(256))
-            .with_key_value_metadata(Some(metadata))
-            .set_parallel(false)
-            .finish(&mut df)
-            .map_err(io::Error::other)?;
-        Ok(())
-    })?;
-    Ok(size)
+    super::images::write_parquet(
+        path,
+        &mut df,
+        256,
+        &[("ARROW:schema", ARROW_SCHEMA), ("huggingface", FEATURES)],
+    )
 }
 
 /// A row's pictures: `{bytes, path}` structs, the form of `datasets`' `Image` feature.

@@ -83,18 +83,37 @@ pub fn write_images_parquet(path: &Path, rows: &[(String, Vec<u8>)]) -> Result<u
         ],
     )
     .map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))?;
-    let metadata = KeyValueMetadata::from_static(vec![
-        ("ARROW:schema".to_string(), ARROW_SCHEMA.to_string()),
-        ("pandas".to_string(), PANDAS_METADATA.to_string()),
-    ]);
+    write_parquet(
+        path,
+        &mut df,
+        ROW_GROUP_ROWS,
+        &[("ARROW:schema", ARROW_SCHEMA), ("pandas", PANDAS_METADATA)],
+    )
+}
+
+/// Writes a trainer parquet atomically (zstd, `row_group_rows` rows per group, one thread, so
+/// the same frame gives the same bytes) with key-value `metadata` (the Arrow schema and the
+/// readers' own keys); returns its size in bytes.
+pub fn write_parquet(
+    path: &Path,
+    df: &mut DataFrame,
+    row_group_rows: usize,
+    metadata: &[(&str, &str)],
+) -> Result<u64> {
+    let metadata = KeyValueMetadata::from_static(
+        metadata
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    );
     let mut size = 0;
     crate::atomic::write_with(path, |file| {
         size = ParquetWriter::new(file)
             .with_compression(ParquetCompression::Zstd(None))
-            .with_row_group_size(Some(ROW_GROUP_ROWS))
+            .with_row_group_size(Some(row_group_rows))
             .with_key_value_metadata(Some(metadata))
             .set_parallel(false)
-            .finish(&mut df)
+            .finish(df)
             .map_err(io::Error::other)?;
         Ok(())
     })?;

@@ -229,7 +229,7 @@ fn semantic(
         crate::error::Error::Invalid("dedup.semantic needs features.model".into())
     })?;
     let precision = cfg.features.precision;
-    let device = super::features::device(ctx)?;
+    let device = ctx.scenario.config.features.device;
     let embedder = Embedder::load(model, device, precision)?;
     let dropped: std::collections::HashSet<&str> =
         rows.iter().map(|r| r.dropped_id.as_str()).collect();

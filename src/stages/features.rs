@@ -77,10 +77,6 @@ pub fn pairs_path(ctx: &StageContext) -> PathBuf {
     ctx.dir.join("pairs.parquet")
 }
 
-pub fn device(ctx: &StageContext) -> Result<DeviceSpec> {
-    Ok(ctx.scenario.config.features.device)
-}
-
 pub fn run(ctx: &StageContext) -> Result<StageOutput> {
     let cfg = &ctx.scenario.config.features;
     let model = ctx
@@ -89,7 +85,7 @@ pub fn run(ctx: &StageContext) -> Result<StageOutput> {
         .as_ref()
         .ok_or_else(|| Error::Invalid("features.model is not set".into()))?;
     let precision: Precision = cfg.precision;
-    let embedder = Embedder::load(model, device(ctx)?, precision)?;
+    let embedder = Embedder::load(model, ctx.scenario.config.features.device, precision)?;
     tracing::info!("{}: {}", ctx.scenario.code, embedder.description);
 
     let frames = crate::tables::read_frames(&super::frames_path(ctx))?;
@@ -189,7 +185,7 @@ impl ShardWriter {
                 self.dim,
                 cfg.pairs as usize,
                 (cfg.pairs_min as f32, cfg.pairs_max as f32),
-                device(ctx)?,
+                ctx.scenario.config.features.device,
             )?;
             outputs.push(path);
         }
@@ -360,7 +356,7 @@ fn model_dim(ctx: &StageContext) -> Result<usize> {
         return Ok(0);
     };
     let precision = cfg.precision;
-    let device = device(ctx)?;
+    let device = ctx.scenario.config.features.device;
     Ok(crate::features::Embedder::load(model, device, precision)?.dim())
 }
 

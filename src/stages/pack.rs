@@ -828,7 +828,7 @@ fn visual_neighbours(
             means.extend(mean);
         }
     }
-    let device = super::features::device(ctx)?;
+    let device = ctx.scenario.config.features.device;
     let found =
         crate::features::knn::neighbours_at_scale(&means, dim.max(1), k, (-1.0, 1.0), device)?;
     Ok(ids
