@@ -160,7 +160,7 @@ fn list_sources(input: &Path) -> Result<Vec<Source>> {
     }
     let mut sources = Vec::new();
     let mut folders: std::collections::BTreeMap<PathBuf, Vec<PathBuf>> = Default::default();
-    for (rel, _) in crate::corpus::list_files(input)? {
+    for (rel, _) in crate::corpus::list_media(input)? {
         let path = input.join(&rel);
         if is_video(&path) {
             sources.push(Source::Video(path));

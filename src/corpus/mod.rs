@@ -555,7 +555,7 @@ pub fn fingerprint(scenario: &Scenario) -> Result<String> {
         let (n, hash) = crate::manifest::hash_file(a)?;
         h.update(format!("annotation {n} {hash}\n").as_bytes());
     }
-    for (rel, size) in list_files(&scenario.media)? {
+    for (rel, size) in list_media(&scenario.media)? {
         h.update(format!("media {} {size}\n", rel.display()).as_bytes());
     }
     if let Some(o) = &scenario.objects {
@@ -574,6 +574,21 @@ pub fn fingerprint(scenario: &Scenario) -> Result<String> {
 /// Every regular file under `dir` (relative path, size), sorted, following no symlinked folder
 /// (so a symlink loop cannot trap the walk). Hidden files are skipped.
 pub fn list_files(dir: &Path) -> Result<Vec<(PathBuf, u64)>> {
+    walk(dir, false)
+}
+
+/// [`list_files`] plus the named pipes (FIFOs) named like a video, with size 0, so that such a
+/// unit is not silently missing: the decoder opens it like a file (each stage that reads the
+/// video opens it again, so a writer must deliver it as often), and opening one waits for its
+/// writer, which the per-file time limit bounds ([`crate::video::set_item_timeout`]): a pipe
+/// nobody writes to is a reject, not a hang. Other pipes (pictures, annotations) are not listed:
+/// they are read without such a bound.
+pub fn list_media(dir: &Path) -> Result<Vec<(PathBuf, u64)>> {
+    walk(dir, true)
+}
+
+fn walk(dir: &Path, video_pipes: bool) -> Result<Vec<(PathBuf, u64)>> {
+    use std::os::unix::fs::FileTypeExt;
     let mut found = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -588,6 +603,9 @@ pub fn list_files(dir: &Path) -> Result<Vec<(PathBuf, u64)>> {
             let ft = entry.file_type().map_err(|e| Error::io(&path, e))?;
             if ft.is_dir() {
                 stack.push(path);
+            } else if video_pipes && ft.is_fifo() && is_video(&path) {
+                let rel = path.strip_prefix(dir).unwrap_or(&path).to_path_buf();
+                found.push((rel, 0));
             } else if ft.is_file() || ft.is_symlink() {
                 // A symlink to a file counts; a dangling one or one to a folder does not.
                 if let Ok(meta) = std::fs::metadata(&path) {
@@ -607,10 +625,16 @@ pub const VIDEO_EXTENSIONS: &[&str] = &[
     "mp4", "mkv", "webm", "avi", "mov", "m4v", "flv", "mpg", "mpeg", "wmv", "3gp", "ts", "gif",
 ];
 
+/// Whether the file name has one of the [`VIDEO_EXTENSIONS`] (any case).
+fn is_video(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|e| VIDEO_EXTENSIONS.contains(&e.to_string_lossy().to_lowercase().as_str()))
+}
+
 /// Maps each video file stem under `media` to its path relative to `media` (first in sorted
 /// order when a stem exists with several extensions).
 pub fn index_videos(media: &Path) -> Result<BTreeMap<String, PathBuf>> {
-    Ok(index_videos_in(&list_files(media)?))
+    Ok(index_videos_in(&list_media(media)?))
 }
 
 /// [`index_videos`] over a listing already made by [`list_files`] (sorted), for adapters that
@@ -618,11 +642,7 @@ pub fn index_videos(media: &Path) -> Result<BTreeMap<String, PathBuf>> {
 pub fn index_videos_in(files: &[(PathBuf, u64)]) -> BTreeMap<String, PathBuf> {
     let mut by_stem = BTreeMap::new();
     for (rel, _) in files {
-        let is_video = rel
-            .extension()
-            .map(|e| VIDEO_EXTENSIONS.contains(&e.to_string_lossy().to_lowercase().as_str()))
-            .unwrap_or(false);
-        if !is_video {
+        if !is_video(rel) {
             continue;
         }
         if let Some(stem) = rel.file_stem() {
@@ -765,5 +785,30 @@ pub(crate) mod tests {
         let idx = index_images(dir.path()).unwrap();
         let got: Vec<String> = idx.values().map(|p| p.display().to_string()).collect();
         assert_eq!(got, ["a.jpg", "b.jpeg", "c.png"]);
+    }
+
+    #[test]
+    #[allow(unsafe_code)]
+    fn pipes_named_like_videos_are_media_and_nothing_else() {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.mp4"), b"x").unwrap();
+        for f in ["b.MKV", "c.jpg", "d.json"] {
+            let c = std::ffi::CString::new(dir.path().join(f).as_os_str().as_bytes()).unwrap();
+            // SAFETY: a valid NUL-terminated path.
+            assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+        }
+        let names = |l: Vec<(PathBuf, u64)>| -> Vec<(String, u64)> {
+            l.into_iter()
+                .map(|(p, n)| (p.display().to_string(), n))
+                .collect()
+        };
+        assert_eq!(names(list_files(dir.path()).unwrap()), [("a.mp4".into(), 1)]);
+        assert_eq!(
+            names(list_media(dir.path()).unwrap()),
+            [("a.mp4".into(), 1), ("b.MKV".into(), 0)]
+        );
+        let videos = index_videos(dir.path()).unwrap();
+        assert_eq!(videos.keys().collect::<Vec<_>>(), ["a", "b"]);
     }
 }

@@ -81,7 +81,7 @@ struct Clip {
 }
 
 pub fn scan(scenario: &Scenario) -> Result<ScanResult> {
-    let files = list_files(&scenario.media)?;
+    let files = super::list_media(&scenario.media)?;
     let folders = index_frame_folders(&files);
     let videos = super::index_videos_in(&files);
     let subtitles = match &scenario.subtitles {

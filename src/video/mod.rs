@@ -171,7 +171,45 @@ impl VideoError {
 /// Opens a media file for reading, with FFmpeg's blocking I/O interrupted once `deadline`
 /// passes. File names that are not UTF-8 are passed as the bytes they are (ffmpeg-next's own
 /// `format::input` panics on them).
+///
+/// With a deadline the opening (the `open(2)` and the reads that find the streams) runs on a
+/// thread of its own that is abandoned when the deadline passes: FFmpeg's interrupt callback is
+/// only asked between reads, so an `open(2)` or a `read(2)` that never returns (a named pipe
+/// nobody writes to, a hung network mount) would otherwise hold the worker for ever. The
+/// abandoned thread ends, and frees what it opened, if its call ever returns.
 fn open_input(
+    path: &Path,
+    deadline: Option<Instant>,
+) -> Result<ffmpeg::format::context::Input, VideoError> {
+    if std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() == 0) {
+        return Err(VideoError::Empty {
+            path: path.to_owned(),
+        });
+    }
+    let Some(limit) = deadline else {
+        return open_now(path, None);
+    };
+    let (done, opened) = std::sync::mpsc::sync_channel(1);
+    let owned = path.to_owned();
+    let spawned = std::thread::Builder::new()
+        .name("open-input".into())
+        .spawn(move || {
+            // The receiver is gone when the deadline passed first: the input is then dropped
+            // (closed) here.
+            let _ = done.send(open_now(&owned, deadline));
+        });
+    if spawned.is_err() {
+        // No thread to spare: open here, bounded by the callback alone.
+        return open_now(path, deadline);
+    }
+    match opened.recv_timeout(limit.saturating_duration_since(Instant::now())) {
+        Ok(result) => result,
+        Err(_) => Err(VideoError::timed_out(path, 0)),
+    }
+}
+
+/// [`open_input`] on the calling thread.
+fn open_now(
     path: &Path,
     deadline: Option<Instant>,
 ) -> Result<ffmpeg::format::context::Input, VideoError> {
@@ -180,11 +218,6 @@ fn open_input(
         path: path.to_owned(),
         source,
     };
-    if std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() == 0) {
-        return Err(VideoError::Empty {
-            path: path.to_owned(),
-        });
-    }
     let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())
         .map_err(|_| open_error(ffmpeg::Error::InvalidData))?;
     let interrupt = ffmpeg::util::interrupt::new(Box::new(move || expired(deadline)));

@@ -652,3 +652,33 @@ fn reduced_conversion_follows_the_upright_size() {
         assert_eq!((f.image.width, f.image.height), (160, 284));
     }
 }
+
+#[test]
+fn opening_a_pipe_nobody_writes_to_ends_at_the_deadline() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    let pipe = dir.path().join("stuck.mp4");
+    let c = std::ffi::CString::new(pipe.as_os_str().as_bytes()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+    let start = Instant::now();
+    let deadline = start + Duration::from_millis(300);
+    // open(2) of a pipe without a writer waits for one: only the abandoned thread ends it.
+    let Err(err) = open_input(&pipe, Some(deadline)) else {
+        panic!("a pipe without a writer opened");
+    };
+    assert!(matches!(err, VideoError::TimedOut { frames: 0, .. }), "{err}");
+    assert!(err.to_string().contains("stuck.mp4"), "{err}");
+    assert!(Instant::now() >= deadline);
+}
+
+#[test]
+fn opening_with_a_deadline_gives_the_same_input() {
+    let path = fixture("testvideo.mp4");
+    let far = Instant::now() + Duration::from_secs(600);
+    let a = open_input(&path, Some(far)).unwrap();
+    let b = open_input(&path, None).unwrap();
+    assert_eq!(a.format().name(), b.format().name());
+    assert_eq!(a.streams().count(), b.streams().count());
+    assert_eq!(a.duration(), b.duration());
+}
