@@ -3,10 +3,16 @@
 //! never a truncated one, whatever moment the process dies at.
 //!
 //! Frames are many small files: [`write_unsynced`] keeps the temporary name and the rename (so a
-//! dying process still never leaves half a file under the real name) but skips the two fsyncs,
-//! and the stage makes all of them durable at once with [`sync_filesystem`] before it writes the
-//! table that lists them. After a machine crash a frame the journal lists may be missing or
-//! short; resume checks each file's size and makes it again.
+//! dying process still never leaves half a file under the real name) but skips the two fsyncs
+//! (it only starts the kernel writing the data back, without waiting), and the stage makes the
+//! files its table lists durable with [`sync_files`] before it writes that table. After a
+//! machine crash a frame the journal lists may be missing or short; resume checks each file's
+//! size and makes it again.
+//!
+//! [`sync_files`] syncs only those files and their folders, not the whole filesystem: a
+//! `syncfs(2)` also waits for every dirty page other processes left on the same disk (another
+//! tool's output, a large copy), which made a run wait seconds on data not its own (see
+//! BENCHMARKS.md, "Durability").
 
 use std::fs::{self, File};
 use std::io::{self, Write};
@@ -35,20 +41,69 @@ pub fn write_with(path: &Path, fill: impl FnOnce(&mut File) -> io::Result<()>) -
     write_inner(path, fill, true)
 }
 
-/// [`write`] without the fsyncs (see the module doc): the caller calls [`sync_filesystem`]
-/// once after its last such write and before anything records the files as done for good.
+/// [`write`] without the fsyncs (see the module doc): the caller calls [`sync_files`] on the
+/// files after its last such write and before anything records them as done for good.
 pub fn write_unsynced(path: &Path, bytes: &[u8]) -> Result<()> {
-    write_inner(path, |f| f.write_all(bytes), false)
+    write_inner(
+        path,
+        |f| {
+            f.write_all(bytes)?;
+            start_writeback(f);
+            Ok(())
+        },
+        false,
+    )
 }
 
-/// Flushes every written file of the filesystem that holds `dir` (`syncfs(2)`): one call makes
-/// all the [`write_unsynced`] files under it durable.
-pub fn sync_filesystem(dir: &Path) -> Result<()> {
+/// Asks the kernel to start writing `f`'s dirty pages to disk now, without waiting
+/// (`sync_file_range(SYNC_FILE_RANGE_WRITE)`): the writing overlaps the rest of the run, so the
+/// [`sync_files`] at the end mostly finds it done. Only a hint; errors show at that sync.
+fn start_writeback(f: &File) {
     use std::os::fd::AsRawFd;
-    let d = File::open(dir).at(dir)?;
-    // SAFETY: `syncfs` only reads the descriptor, which `d` keeps open for the call.
-    if unsafe { libc::syncfs(d.as_raw_fd()) } != 0 {
-        return Err(crate::Error::io(dir, io::Error::last_os_error()));
+    // SAFETY: plain syscall on a descriptor `f` keeps open for the call.
+    unsafe {
+        libc::sync_file_range(f.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE);
+    }
+}
+
+/// Threads that wait on the disk in [`sync_files`]: the waits overlap (the filesystem batches
+/// concurrent syncs into one journal commit), and the threads use no CPU while they wait.
+const SYNC_THREADS: usize = 4;
+
+/// Makes the files `rels` (relative to `dir`, written by [`write_unsynced`], or left by an
+/// earlier process of the same run) and the folders holding them durable: `fdatasync` on each
+/// file, then `fsync` on each folder for the renames. Repeated names are synced once. The
+/// first error is returned, naming its file (a full disk can first show here, when the kernel
+/// places the data).
+pub fn sync_files<'a>(dir: &Path, rels: impl IntoIterator<Item = &'a str>) -> Result<()> {
+    let files: std::collections::BTreeSet<&str> = rels.into_iter().collect();
+    let files: Vec<&str> = files.into_iter().collect();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let first_error: std::sync::Mutex<Option<crate::Error>> = std::sync::Mutex::new(None);
+    let work = || loop {
+        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let Some(rel) = files.get(i) else { return };
+        let path = dir.join(rel);
+        if let Err(e) = File::open(&path).and_then(|f| f.sync_data()) {
+            let mut slot = first_error.lock().unwrap_or_else(|p| p.into_inner());
+            slot.get_or_insert(crate::Error::io(&path, e));
+            return;
+        }
+    };
+    let threads = SYNC_THREADS.min(files.len());
+    std::thread::scope(|s| {
+        for _ in 1..threads {
+            s.spawn(work);
+        }
+        work();
+    });
+    if let Some(e) = first_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        return Err(e);
+    }
+    let folders: std::collections::BTreeSet<PathBuf> =
+        files.iter().map(|rel| parent_of(&dir.join(rel))).collect();
+    for folder in &folders {
+        sync_dir(folder);
     }
     Ok(())
 }
@@ -166,8 +221,12 @@ mod tests {
         write_unsynced(&p, b"pixels").unwrap();
         assert_eq!(fs::read(&p).unwrap(), b"pixels");
         assert_eq!(clean_temps_recursive(dir.path()).unwrap(), 0);
-        sync_filesystem(dir.path()).unwrap();
-        assert!(sync_filesystem(&dir.path().join("missing")).is_err());
+        let q = dir.path().join("f/cd/other.png");
+        write_unsynced(&q, b"more").unwrap();
+        sync_files(dir.path(), ["f/ab/frame.png", "f/cd/other.png", "f/ab/frame.png"]).unwrap();
+        sync_files(dir.path(), []).unwrap();
+        let err = sync_files(dir.path(), ["f/ab/frame.png", "f/zz/missing.png"]).unwrap_err();
+        assert!(err.to_string().contains("missing.png"), "{err}");
     }
 
     #[test]

@@ -128,9 +128,9 @@ pub fn extract(req: &FramesRequest) -> Result<FramesSummary> {
             Err(reject) => summary.rejects.push(reject),
         }
     }
-    // The frame files were written without fsyncs: one sync makes them durable before the
-    // tables that list them.
-    crate::atomic::sync_filesystem(&req.out)?;
+    // The frame files were written without fsyncs: they are made durable before the tables
+    // that list them.
+    crate::atomic::sync_files(&req.out, records.iter().map(|r| r.file.as_str()))?;
     crate::atomic::write(&req.out.join("frames.jsonl"), lines.as_bytes())?;
     crate::tables::write_frames(&req.out.join("frames.parquet"), &records)?;
     crate::tables::write_rejects(&req.out.join("rejects.parquet"), &summary.rejects)?;

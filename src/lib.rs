@@ -29,7 +29,7 @@
 //! units ([`partition`]) and `merge` joins the shares and runs the whole-corpus steps
 //! ([`merge`]), giving the bytes of a single run.
 
-// Unsafe code only where FFI lives (FFmpeg, syncfs, getrusage, the lock's host and pid checks),
+// Unsafe code only where FFI lives (FFmpeg, sync_file_range, getrusage, the lock's host and pid checks),
 // each module allowing it for itself and each block with its SAFETY note.
 #![deny(unsafe_code)]
 

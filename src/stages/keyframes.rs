@@ -65,9 +65,9 @@ pub fn run(ctx: &StageContext) -> Result<StageOutput> {
         frames.extend(r.frames);
         rejects.extend(r.reject);
     }
-    // The store's files were written without fsyncs (many small files): one sync of the
-    // filesystem makes them durable before the table that lists them.
-    crate::atomic::sync_filesystem(&ctx.dir)?;
+    // The store's files were written without fsyncs (many small files): the files the table
+    // lists (also those an earlier, killed process wrote) are made durable before it.
+    crate::atomic::sync_files(&ctx.dir, frames.iter().map(|f| f.file.as_str()))?;
     let path = super::frames_path(ctx);
     crate::tables::write_frames(&path, &frames)?;
     journal.finish()?;
