@@ -223,7 +223,11 @@ mod tests {
         assert_eq!(clean_temps_recursive(dir.path()).unwrap(), 0);
         let q = dir.path().join("f/cd/other.png");
         write_unsynced(&q, b"more").unwrap();
-        sync_files(dir.path(), ["f/ab/frame.png", "f/cd/other.png", "f/ab/frame.png"]).unwrap();
+        sync_files(
+            dir.path(),
+            ["f/ab/frame.png", "f/cd/other.png", "f/ab/frame.png"],
+        )
+        .unwrap();
         sync_files(dir.path(), []).unwrap();
         let err = sync_files(dir.path(), ["f/ab/frame.png", "f/zz/missing.png"]).unwrap_err();
         assert!(err.to_string().contains("missing.png"), "{err}");

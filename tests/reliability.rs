@@ -615,10 +615,7 @@ fn an_input_that_never_delivers_data_does_not_hold_up_the_run() {
     assert_eq!(rejects[0].item, "v_demo_street", "{rejects:?}");
     // Ended by the time limit in keyframes (the pipe is listed like any video at scan).
     assert_eq!(rejects[0].stage, "keyframes", "{rejects:?}");
-    assert!(
-        rejects[0].error.contains("5 s time limit"),
-        "{rejects:?}"
-    );
+    assert!(rejects[0].error.contains("5 s time limit"), "{rejects:?}");
     assert!(err.contains("v_demo_street.mp4"), "{err}");
     // The other three units have their frames.
     let frames = mimicit::tables::read_frames(&dir.path().join("out/DC/frames.parquet")).unwrap();

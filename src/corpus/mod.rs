@@ -803,7 +803,10 @@ pub(crate) mod tests {
                 .map(|(p, n)| (p.display().to_string(), n))
                 .collect()
         };
-        assert_eq!(names(list_files(dir.path()).unwrap()), [("a.mp4".into(), 1)]);
+        assert_eq!(
+            names(list_files(dir.path()).unwrap()),
+            [("a.mp4".into(), 1)]
+        );
         assert_eq!(
             names(list_media(dir.path()).unwrap()),
             [("a.mp4".into(), 1), ("b.MKV".into(), 0)]

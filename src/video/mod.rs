@@ -372,7 +372,51 @@ pub fn sample(
     resize_for: Option<&ImageConfig>,
     on_frame: &mut dyn FnMut(SampledFrame) -> ControlFlow<()>,
 ) -> Result<VideoInfo, VideoError> {
-    sample_with(path, sampling, segment, true, resize_for, on_frame)
+    sample_with(path, sampling, segment, None, true, resize_for, on_frame)
+}
+
+/// A stretch of a unit decoded on its own, so that the parts of one long video run on several
+/// threads ([`sample_into`] cuts them at keyframes, [`Selector::splits`] says for which
+/// policies). A part starts at the first keyframe that comes out of the decoder at or after
+/// `start_key` (the earlier frames were decoded by the part before, with their references) and
+/// ends at the first keyframe at or after `end_key`, which it offers (a target before it may pick
+/// it) and then stops, so each target is decided by the part that decodes the frames around it,
+/// exactly as a decode of the whole unit decides it. Frames two parts both give (the keyframe at
+/// the border) have the same time to the bit and are kept once by the caller.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub(crate) struct Part {
+    /// `None`: the unit's start.
+    pub start_key: Option<f64>,
+    /// `None`: the unit's end.
+    pub end_key: Option<f64>,
+    /// Time of the unit's first frame, where targets count from it (a unit without a start of
+    /// its own, `Fps` and `Uniform`).
+    pub origin: Option<f64>,
+}
+
+/// How far before a border time (an index timestamp, which may be the keyframe's decode time) a
+/// keyframe still counts as the one at the border.
+const BORDER_TOLERANCE_S: f64 = 1e-6;
+
+/// [`sample`] of one [`Part`] of the unit `segment`; decoding ahead (seeking past frames) stays
+/// within the part.
+pub(crate) fn sample_part(
+    path: &Path,
+    sampling: &Sampling,
+    segment: Option<(f64, f64)>,
+    part: Part,
+    resize_for: Option<&ImageConfig>,
+    on_frame: &mut dyn FnMut(SampledFrame) -> ControlFlow<()>,
+) -> Result<VideoInfo, VideoError> {
+    sample_with(
+        path,
+        sampling,
+        segment,
+        Some(part),
+        true,
+        resize_for,
+        on_frame,
+    )
 }
 
 /// [`sample`], with decoding less (seeking ahead, discarding non-reference frames no wanted time
@@ -382,6 +426,7 @@ pub(crate) fn sample_with(
     path: &Path,
     sampling: &Sampling,
     segment: Option<(f64, f64)>,
+    part: Option<Part>,
     decode_less: bool,
     resize_for: Option<&ImageConfig>,
     on_frame: &mut dyn FnMut(SampledFrame) -> ControlFlow<()>,
@@ -395,12 +440,19 @@ pub(crate) fn sample_with(
             path: path.to_owned(),
             message,
         })?;
-    if let Some((start, _)) = segment {
+    if let Some(origin) = part.and_then(|p| p.origin) {
+        selector.set_origin(origin);
+    }
+    let start = part
+        .and_then(|p| p.start_key)
+        .or(segment.map(|(start, _)| start));
+    if let Some(start) = start {
         if start > SEEK_THRESHOLD_S {
             // Land on the keyframe at or before `start` (AV_TIME_BASE units, as the stream index
-            // is -1); frames before `start` are then decoded and dropped. If the seek fails we
-            // are still at the beginning, which is slower but right.
-            let ts = (start * f64::from(ffmpeg::ffi::AV_TIME_BASE)) as i64;
+            // is -1; a microsecond later, so that a keyframe at `start` is not missed by the
+            // rounding); frames before `start` are then decoded and dropped. If the seek fails
+            // we are still at the beginning, which is slower but right.
+            let ts = (start * f64::from(ffmpeg::ffi::AV_TIME_BASE)).ceil() as i64 + 1;
             if let Err(e) = input.seek(ts, ..ts) {
                 tracing::debug!(
                     "{}: seek to {start} s failed ({e}), decoding from 0",
@@ -419,6 +471,10 @@ pub(crate) fn sample_with(
         // Only on streams of constant frame rate: there a wanted frame is never more than a frame
         // interval from its target, so frames far before it are never the nearest.
         decode_less: decode_less && opened.constant_rate,
+        // A part never seeks ahead: the seek could jump over the keyframe that ends it.
+        may_seek: part.is_none(),
+        part: part.unwrap_or_default(),
+        part_started: part.is_none_or(|p| p.start_key.is_none()),
         skipping: false,
         keyframe_interval: None,
         last_key: None,
@@ -515,6 +571,46 @@ pub fn probe(path: &Path) -> Result<VideoInfo, VideoError> {
         frames_decoded: 0,
         decode_errors: 0,
     })
+}
+
+/// The keyframe times of `path`'s video stream from its container index, in seconds, sorted,
+/// read without decoding; `None` when the container has no index to trust for cutting a video
+/// into parts (only MP4/MOV, whose frames carry presentation times and whose index is read with
+/// the header; Matroska's cues are read only at the first seek) or the stream has fewer than two
+/// indexed keyframes. Index times may be decode times, a little before the keyframe's
+/// presentation time ([`Part`] allows for it).
+pub(crate) fn keyframe_index(path: &Path) -> Result<Option<Vec<f64>>, VideoError> {
+    init();
+    let input = open_input(path, item_deadline())?;
+    let format = input.format().name().to_string();
+    if !format.contains("mp4") {
+        return Ok(None);
+    }
+    let Some(stream) = input.streams().best(ffmpeg::media::Type::Video) else {
+        return Ok(None);
+    };
+    let time_base = f64::from(stream.time_base());
+    let mut times = Vec::new();
+    // SAFETY: `st` is a stream of `input`, alive for the loop; each entry is read before the
+    // next call and nothing else touches the context meanwhile.
+    unsafe {
+        let st = stream.as_ptr() as *mut ffmpeg::ffi::AVStream;
+        let n = ffmpeg::ffi::avformat_index_get_entries_count(st);
+        for i in 0..n {
+            let e = ffmpeg::ffi::avformat_index_get_entry(st, i);
+            if e.is_null() {
+                continue;
+            }
+            const AVINDEX_KEYFRAME: i32 = 1;
+            if (*e).flags() & AVINDEX_KEYFRAME != 0 && (*e).timestamp != ffmpeg::ffi::AV_NOPTS_VALUE
+            {
+                times.push((*e).timestamp as f64 * time_base);
+            }
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    times.dedup();
+    Ok((times.len() >= 2).then_some(times))
 }
 
 struct Opened {
@@ -702,6 +798,12 @@ struct Run<'a> {
     rotation: i32,
     /// Seek ahead and discard non-reference frames when no wanted time needs them.
     decode_less: bool,
+    /// Seeking ahead is allowed (not in a [`Part`]).
+    may_seek: bool,
+    /// The part of the unit decoded (the whole unit by default).
+    part: Part,
+    /// The part's first keyframe has come out: frames are offered.
+    part_started: bool,
     /// Non-reference frames are being discarded.
     skipping: bool,
     /// Longest distance between keyframe packets seen so far, seconds.
@@ -825,7 +927,7 @@ impl Run<'_> {
         let far = self
             .keyframe_interval
             .is_some_and(|k| ahead > SEEK_AHEAD_S.max(2.0 * k));
-        if far && self.seeked_for != Some(target) {
+        if far && self.may_seek && self.seeked_for != Some(target) {
             self.seeked_for = Some(target);
             let to = target - SKIP_MARGIN_S;
             let ts = (to * f64::from(ffmpeg::ffi::AV_TIME_BASE)) as i64;
@@ -889,6 +991,19 @@ impl Run<'_> {
                 // Decoded again after a seek landed before frames already offered.
                 continue;
             }
+            let mut last_of_part = false;
+            if !self.part_started || self.part.end_key.is_some() {
+                let border = |b: f64| frame.is_key() && time_s >= b - BORDER_TOLERANCE_S;
+                if !self.part_started {
+                    if !self.part.start_key.is_some_and(border) {
+                        // Before the part (or a leading frame decoded without its references).
+                        continue;
+                    }
+                    self.part_started = true;
+                    selector.start_part_at(time_s);
+                }
+                last_of_part = self.part.end_key.is_some_and(border);
+            }
             self.last_offered = Some(time_s);
             let step = if selector.wants_content() {
                 let signature = self.signature(&frame)?;
@@ -916,6 +1031,11 @@ impl Run<'_> {
                 self.held = Some(current);
             }
             if step.stop {
+                return Ok(Outcome::Stopped);
+            }
+            if last_of_part {
+                // Targets after this keyframe are the next part's: what is held is dropped.
+                self.held = None;
                 return Ok(Outcome::Stopped);
             }
         }

@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
-use super::{pick, Sampling, Selector, StreamFacts, Thumbnailer};
+use super::{pick, Part, Sampling, Selector, StreamFacts, Thumbnailer};
 use crate::config::ImageConfig;
 use crate::imaging::letterbox::Letterbox;
 use crate::model::RgbFrame;
@@ -38,6 +38,27 @@ const BATCH_PER_THREAD: usize = 2;
 /// Pictures read and prepared at once per pool thread otherwise: only the small encoded frames
 /// wait in memory, and each hand-over to the pool (a thread wake-up) serves more pictures.
 const PREPARED_PER_THREAD: usize = 16;
+
+/// Parts a long video is cut into per pool thread: more parts than threads, so that a thread
+/// that finishes early takes another instead of waiting for the slowest.
+const PARTS_PER_THREAD: usize = 4;
+/// The shortest part worth a decoder of its own (a seek and a keyframe to start from), in
+/// milliseconds; tests lower it to cut the short fixtures.
+static MIN_PART_MS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(10_000);
+
+/// Sets the shortest part (see [`MIN_PART_MS`]); the frames kept do not depend on it.
+#[cfg(test)]
+pub(super) fn set_min_part(seconds: f64) {
+    MIN_PART_MS.store(
+        (seconds * 1000.0) as u64,
+        std::sync::atomic::Ordering::Relaxed,
+    );
+}
+/// The longest part: the kept frames of the parts in flight wait in memory (encoded) until the
+/// parts before them are done, so parts of hours-long videos stay short.
+const MAX_PART_S: f64 = 120.0;
+/// Parts decoded at once per pool thread; their frames go to the sink in time order.
+const PARTS_IN_FLIGHT_PER_THREAD: usize = 2;
 
 /// What to sample.
 #[derive(Debug, Clone, Copy)]
@@ -146,6 +167,13 @@ fn video_into<E>(
     policy: &Policy,
     sink: &mut dyn FnMut(Vec<KeptFrame>) -> Result<(), E>,
 ) -> Result<(), SampleError<E>> {
+    if let [span] = spans {
+        if let Some(parts) = plan_parts(path, *span, policy) {
+            if parts_into(path, *span, &parts, policy, sink)? {
+                return Ok(());
+            }
+        }
+    }
     let max = policy.max_frames;
     let mut kept = 0;
     let several = spans.len() > 1;
@@ -215,6 +243,169 @@ fn video_into<E>(
         }
     }
     Ok(())
+}
+
+/// How to cut one span of a video into [`Part`]s decoded in parallel, or `None` to decode it in
+/// one go: with one thread, for policies that cannot be split ([`Selector::splits`]), with a
+/// letterbox or a frame limit (both decided over the frames in order), without a container
+/// index of keyframes, or when the span is too short for two parts. Borders are indexed
+/// keyframes, about `span / (threads * PARTS_PER_THREAD)` apart, within
+/// `[MIN_PART_MS, MAX_PART_S]`.
+pub(super) fn plan_parts(
+    path: &Path,
+    span: Option<(f64, f64)>,
+    policy: &Policy,
+) -> Option<Vec<Part>> {
+    let threads = rayon::current_num_threads();
+    if threads < 2
+        || policy.letterbox.is_some()
+        || policy.max_frames > 0
+        || !Selector::splits(policy.sampling)
+    {
+        return None;
+    }
+    let keys = match super::keyframe_index(path) {
+        Ok(Some(keys)) => keys,
+        // Errors are the serial decode's to report.
+        _ => return None,
+    };
+    let (lo, hi) = span.unwrap_or((keys[0], f64::INFINITY));
+    let end = hi.min(*keys.last()?);
+    let inner: Vec<f64> = keys
+        .iter()
+        .copied()
+        .filter(|&k| k > lo + 1e-3 && k < hi)
+        .collect();
+    let min_part = MIN_PART_MS.load(std::sync::atomic::Ordering::Relaxed) as f64 / 1000.0;
+    let length = ((end - lo) / (threads * PARTS_PER_THREAD) as f64).clamp(min_part, MAX_PART_S);
+    let mut borders = Vec::new();
+    let mut last = lo;
+    for k in inner {
+        if k - last >= length {
+            borders.push(k);
+            last = k;
+        }
+    }
+    if borders.is_empty() {
+        return None;
+    }
+    // Targets count from the first frame when the span has no start of its own.
+    let origin = match (span, policy.sampling) {
+        (None, Sampling::Fps(_) | Sampling::Uniform(_)) => Some(first_frame_time(path)?),
+        _ => None,
+    };
+    let mut parts = Vec::with_capacity(borders.len() + 1);
+    let mut start_key = None;
+    for &b in &borders {
+        parts.push(Part {
+            start_key,
+            end_key: Some(b),
+            origin,
+        });
+        start_key = Some(b);
+    }
+    parts.push(Part {
+        start_key,
+        end_key: None,
+        origin,
+    });
+    Some(parts)
+}
+
+/// The time of the first frame `path` decodes to.
+fn first_frame_time(path: &Path) -> Option<f64> {
+    let mut first = None;
+    super::sample(path, &Sampling::All, None, None, &mut |f| {
+        first = Some(f.time_s);
+        ControlFlow::Break(())
+    })
+    .ok()?;
+    first
+}
+
+/// Decodes the `parts` of a span on the pool, a few per thread at a time, and hands their kept
+/// frames to the sink in time order (a frame two parts give is kept once). `Ok(false)` when a
+/// part failed before any frame reached the sink: the caller decodes the span in one go, which
+/// keeps what a damaged file still has exactly as before.
+fn parts_into<E>(
+    path: &Path,
+    span: Option<(f64, f64)>,
+    parts: &[Part],
+    policy: &Policy,
+    sink: &mut dyn FnMut(Vec<KeptFrame>) -> Result<(), E>,
+) -> Result<bool, SampleError<E>> {
+    let in_flight = PARTS_IN_FLIGHT_PER_THREAD * rayon::current_num_threads();
+    let mut last_time: Option<f64> = None;
+    let mut sunk = false;
+    let mut decode_errors = 0;
+    for wave in parts.chunks(in_flight.max(1)) {
+        let results: Vec<Result<(Vec<KeptFrame>, u64), String>> = wave
+            .par_iter()
+            .map(|part| {
+                let mut frames = Vec::new();
+                let mut failure = None;
+                let info = super::sample_part(
+                    path,
+                    policy.sampling,
+                    span,
+                    *part,
+                    Some(policy.image),
+                    &mut |f| match prepare(&f.image, policy.image) {
+                        Ok(frame) => {
+                            frames.push(KeptFrame {
+                                time_s: f.time_s,
+                                picture: None,
+                                frame,
+                            });
+                            ControlFlow::Continue(())
+                        }
+                        Err(e) => {
+                            failure = Some(e);
+                            ControlFlow::Break(())
+                        }
+                    },
+                )
+                .map_err(|e| e.to_string())?;
+                match failure {
+                    Some(e) => Err(e),
+                    None => Ok((frames, info.decode_errors)),
+                }
+            })
+            .collect();
+        for result in results {
+            let (frames, errors) = match result {
+                Ok(r) => r,
+                Err(_) if !sunk => return Ok(false),
+                Err(e) => return Err(SampleError::Source(e)),
+            };
+            decode_errors += errors;
+            let fresh: Vec<KeptFrame> = frames
+                .into_iter()
+                .filter(|f| {
+                    let new = last_time.is_none_or(|l| f.time_s > l);
+                    if new {
+                        last_time = Some(f.time_s);
+                    }
+                    new
+                })
+                .collect();
+            if !fresh.is_empty() {
+                sunk = true;
+                sink(fresh).map_err(SampleError::Sink)?;
+            }
+        }
+    }
+    if !sunk {
+        // Nothing kept in any part: the one-go decode says why (or finds the same nothing).
+        return Ok(false);
+    }
+    if decode_errors > 0 {
+        tracing::warn!(
+            "{}: {decode_errors} decoder errors (frames around them skipped)",
+            path.display()
+        );
+    }
+    Ok(true)
 }
 
 fn sequence_into<E>(

@@ -199,6 +199,44 @@ impl Selector {
         }
     }
 
+    /// The time targets count from, where the unit has no start of its own: the time of the
+    /// unit's first frame, learnt before decoding a later part of it ([`super::Part`]).
+    pub(crate) fn set_origin(&mut self, origin: f64) {
+        if self.origin.is_none() {
+            self.origin = Some(origin);
+        }
+    }
+
+    /// A part of the unit starts at the frame at `t` ([`super::Part`]): the targets before it are
+    /// the earlier part's, and frames are offered from there on.
+    pub(crate) fn start_part_at(&mut self, t: f64) {
+        // `At` targets do not count from an origin, but are only read once one is set; the
+        // policies that count from one have it set by now ([`Selector::set_origin`]).
+        if self.origin.is_none() {
+            self.origin = Some(t);
+        }
+        while let Some(target) = self.target() {
+            if target >= t - EPS {
+                break;
+            }
+            self.advance();
+        }
+    }
+
+    /// Whether the policy decides on each frame's time alone and its decisions about a stretch
+    /// of frames need no frame outside it but the next one: such a unit can be decoded in parts
+    /// ([`super::Part`]), each part deciding its own targets.
+    pub(crate) fn splits(sampling: &Sampling) -> bool {
+        matches!(
+            sampling,
+            Sampling::Fps(_)
+                | Sampling::Uniform(_)
+                | Sampling::At(_)
+                | Sampling::KeyframesOnly
+                | Sampling::All
+        )
+    }
+
     /// The earliest time a later frame may still be kept for, for the nearest-frame policies
     /// (None for the others, and when nothing more is wanted). A frame more than one frame
     /// interval before it cannot be the nearest to it unless the stream has a gap there.
