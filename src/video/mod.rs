@@ -62,6 +62,10 @@ const MAX_READ_ERRORS: u32 = 1000;
 /// first while giving none; past this the packet is counted as a decoder error and skipped.
 const MAX_RESENDS: u32 = 1000;
 
+/// Frames below this many pixels (640x480) are decoded on one thread: frame threading only
+/// pays where a frame costs enough to decode.
+const FRAME_THREADING_PIXELS: i64 = 640 * 480;
+
 /// Default of [`set_item_timeout`]: one hour of decoding per file (or segment).
 pub const DEFAULT_ITEM_TIMEOUT: Duration = Duration::from_secs(3600);
 
@@ -440,8 +444,11 @@ pub(crate) fn sample_with(
             path: path.to_owned(),
             message,
         })?;
-    if let Some(origin) = part.and_then(|p| p.origin) {
-        selector.set_origin(origin);
+    if let Some(part) = part {
+        if let Some(origin) = part.origin {
+            selector.set_origin(origin);
+        }
+        selector.candidate_cuts(part.start_key.is_none());
     }
     let start = part
         .and_then(|p| p.start_key)
@@ -662,10 +669,17 @@ fn open_stream(
     };
     let mut context = ffmpeg::codec::context::Context::from_parameters(stream.parameters())
         .map_err(decoder_error)?;
-    // Decoder threads follow `--threads`: inside a rayon worker (many videos decode at once)
-    // one each, else as many as the rayon pool has. FFmpeg's default (0: one per core) would
-    // ignore `--threads 1` and oversubscribe the cores when units decode in parallel.
-    let threads = if rayon::current_thread_index().is_some() {
+    // Decoder threads follow `--threads`: inside a rayon worker (many videos, or the parts of
+    // one, decode at once) one each, else as many as the rayon pool has. FFmpeg's default (0:
+    // one per core) would ignore `--threads 1` and oversubscribe the cores when units decode in
+    // parallel. Frames smaller than SD decode in microseconds: handing each to another thread
+    // costs more than it saves (a futex storm, half as much CPU again), so they get one.
+    // SAFETY: reads two fields of the context made just above.
+    let pixels = unsafe {
+        let c = context.as_ptr();
+        i64::from((*c).width) * i64::from((*c).height)
+    };
+    let threads = if rayon::current_thread_index().is_some() || pixels < FRAME_THREADING_PIXELS {
         1
     } else {
         rayon::current_num_threads()

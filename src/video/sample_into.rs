@@ -336,6 +336,11 @@ fn parts_into<E>(
 ) -> Result<bool, SampleError<E>> {
     let in_flight = PARTS_IN_FLIGHT_PER_THREAD * rayon::current_num_threads();
     let mut last_time: Option<f64> = None;
+    // Scene cuts: the parts report candidates; the minimum shot length is applied here.
+    let mut min_shot = match policy.sampling {
+        Sampling::SceneCuts { min_shot_s, .. } => Some(super::scenes::MinShot::new(*min_shot_s)),
+        _ => None,
+    };
     let mut sunk = false;
     let mut decode_errors = 0;
     for wave in parts.chunks(in_flight.max(1)) {
@@ -386,7 +391,7 @@ fn parts_into<E>(
                     if new {
                         last_time = Some(f.time_s);
                     }
-                    new
+                    new && min_shot.as_mut().is_none_or(|m| m.keep(f.time_s))
                 })
                 .collect();
             if !fresh.is_empty() {

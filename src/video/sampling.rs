@@ -223,13 +223,26 @@ impl Selector {
         }
     }
 
-    /// Whether the policy decides on each frame's time alone and its decisions about a stretch
-    /// of frames need no frame outside it but the next one: such a unit can be decoded in parts
-    /// ([`super::Part`]), each part deciding its own targets.
+    /// Turns a scene-cut selector into one for a [`super::Part`]: it keeps every candidate cut
+    /// ([`ShotDetector::candidates`]); the caller applies the minimum shot length over the parts.
+    pub(crate) fn candidate_cuts(&mut self, first_part: bool) {
+        if let Plan::Shots(detector) = &mut self.plan {
+            let threshold = detector.threshold();
+            **detector = ShotDetector::candidates(threshold, first_part);
+        }
+    }
+
+    /// Whether a unit sampled so can be decoded in parts ([`super::Part`]): the policy decides
+    /// on each frame's time alone, and its decisions about a stretch of frames need no frame
+    /// outside it but the next one (each part decides its own targets), or, for scene cuts, on
+    /// the change from the frame before (each part reports candidates, see
+    /// [`Selector::candidate_cuts`]). `LegacyStride` counts frames from the unit's first, which
+    /// a part cannot know.
     pub(crate) fn splits(sampling: &Sampling) -> bool {
         matches!(
             sampling,
             Sampling::Fps(_)
+                | Sampling::SceneCuts { .. }
                 | Sampling::Uniform(_)
                 | Sampling::At(_)
                 | Sampling::KeyframesOnly

@@ -96,15 +96,65 @@ impl ShotDetector {
     /// Offers the next frame (at `t` seconds); true when it starts a shot. The first frame always
     /// does; a later one when its change from the previous frame exceeds the threshold and the
     /// current shot has lasted at least the minimum shot length.
+    pub(crate) fn threshold(&self) -> f64 {
+        self.threshold
+    }
+
+    /// A detector for one [`super::Part`] of a unit that is not its first: it reports every
+    /// frame whose change exceeds the threshold (a candidate cut), leaving the minimum shot
+    /// length to [`MinShot`] over the candidates of all parts in order, and never reports its
+    /// first frame (the part before judged it, knowing the frame before it).
+    pub(crate) fn candidates(threshold: f64, first_part: bool) -> ShotDetector {
+        ShotDetector {
+            threshold,
+            min_shot_s: 0.0,
+            prev: None,
+            // A shot start far enough back that `min_shot_s = 0` never refuses a candidate; the
+            // first part's first frame still starts a shot.
+            shot_start: (!first_part).then_some(f64::NEG_INFINITY),
+        }
+    }
+
     pub(crate) fn push(&mut self, t: f64, signature: Signature) -> bool {
         let change = self.prev.as_ref().map(|p| p.distance(&signature));
         self.prev = Some(signature);
         let cut = match (change, self.shot_start) {
             (Some(d), Some(start)) => d > self.threshold && t - start >= self.min_shot_s - EPS,
+            // The first frame of a later part: judged by the part before.
+            (None, Some(_)) => false,
             _ => true,
         };
         if cut {
             self.shot_start = Some(t);
+        }
+        cut
+    }
+}
+
+/// The minimum shot length applied to candidate cuts in time order (see
+/// [`ShotDetector::candidates`]): a candidate is a cut when it is the first, or lies at least
+/// `min_shot_s` after the last cut, which is the rule [`ShotDetector::push`] applies frame by frame.
+#[derive(Debug)]
+pub(crate) struct MinShot {
+    min_shot_s: f64,
+    last_cut: Option<f64>,
+}
+
+impl MinShot {
+    pub(crate) fn new(min_shot_s: f64) -> MinShot {
+        MinShot {
+            min_shot_s,
+            last_cut: None,
+        }
+    }
+
+    /// Whether the candidate at `t` is a cut.
+    pub(crate) fn keep(&mut self, t: f64) -> bool {
+        let cut = self
+            .last_cut
+            .is_none_or(|start| t - start >= self.min_shot_s - EPS);
+        if cut {
+            self.last_cut = Some(t);
         }
         cut
     }

@@ -741,7 +741,8 @@ fn kept_on(
 fn parts_decoded_in_parallel_equal_one_decode() {
     let dir = tempfile::tempdir().unwrap();
     sample_into::set_min_part(1.0);
-    let mut clips = vec![fixture("testvideo.mp4")];
+    // Film with cuts (B-frames); fades between flat colours, every frame a keyframe.
+    let mut clips = vec![fixture("testvideo.mp4"), fixture("fades.mp4")];
     let generated: [(&str, &str, &[&str]); 3] = [
         // B-frames and open GOPs (leading pictures reference the GOP before).
         (
@@ -793,6 +794,14 @@ fn parts_decoded_in_parallel_equal_one_decode() {
         Sampling::At(vec![0.0, 1.04, 3.3, 3.9, 5.0, 6.51, 9.99, 11.2, 40.0]),
         Sampling::KeyframesOnly,
         Sampling::All,
+        Sampling::SceneCuts {
+            threshold: 0.3,
+            min_shot_s: 0.5,
+        },
+        Sampling::SceneCuts {
+            threshold: 0.05,
+            min_shot_s: 0.0,
+        },
     ];
     for clip in &clips {
         let keys = keyframe_index(clip).unwrap().unwrap();
