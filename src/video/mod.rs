@@ -391,6 +391,10 @@ pub fn sample(
 pub(crate) struct Part {
     /// `None`: the unit's start.
     pub start_key: Option<f64>,
+    /// Where the part seeks to (stream time base): halfway from that keyframe's index timestamp
+    /// to the next indexed keyframe's, so that the backward search lands on it whether the
+    /// demuxer compares decode or presentation times (they differ by the reorder delay).
+    pub seek_ts: Option<i64>,
     /// `None`: the unit's end.
     pub end_key: Option<f64>,
     /// Time of the unit's first frame, where targets count from it (a unit without a start of
@@ -453,7 +457,23 @@ pub(crate) fn sample_with(
     let start = part
         .and_then(|p| p.start_key)
         .or(segment.map(|(start, _)| start));
-    if let Some(start) = start {
+    let mut landed = false;
+    if let Some(ts) = part.and_then(|p| p.seek_ts) {
+        // Straight to the part's keyframe: a seek to its index time lands a keyframe earlier
+        // where the demuxer seeks by presentation time (index times are decode times there),
+        // and decodes a whole GOP for nothing.
+        // SAFETY: the context is `input`'s, open; the stream index is one of its streams.
+        let r = unsafe {
+            ffmpeg::ffi::av_seek_frame(
+                input.as_mut_ptr(),
+                opened.index as i32,
+                ts,
+                ffmpeg::ffi::AVSEEK_FLAG_BACKWARD,
+            )
+        };
+        landed = r >= 0;
+    }
+    if let Some(start) = start.filter(|_| !landed) {
         if start > SEEK_THRESHOLD_S {
             // Land on the keyframe at or before `start` (AV_TIME_BASE units, as the stream index
             // is -1; a microsecond later, so that a keyframe at `start` is not missed by the
@@ -586,7 +606,7 @@ pub fn probe(path: &Path) -> Result<VideoInfo, VideoError> {
 /// the header; Matroska's cues are read only at the first seek) or the stream has fewer than two
 /// indexed keyframes. Index times may be decode times, a little before the keyframe's
 /// presentation time ([`Part`] allows for it).
-pub(crate) fn keyframe_index(path: &Path) -> Result<Option<Vec<f64>>, VideoError> {
+pub(crate) fn keyframe_index(path: &Path) -> Result<Option<Vec<IndexedKey>>, VideoError> {
     init();
     let input = open_input(path, item_deadline())?;
     let format = input.format().name().to_string();
@@ -611,13 +631,25 @@ pub(crate) fn keyframe_index(path: &Path) -> Result<Option<Vec<f64>>, VideoError
             const AVINDEX_KEYFRAME: i32 = 1;
             if (*e).flags() & AVINDEX_KEYFRAME != 0 && (*e).timestamp != ffmpeg::ffi::AV_NOPTS_VALUE
             {
-                times.push((*e).timestamp as f64 * time_base);
+                times.push(IndexedKey {
+                    time_s: (*e).timestamp as f64 * time_base,
+                    ts: (*e).timestamp,
+                });
             }
         }
     }
-    times.sort_by(f64::total_cmp);
-    times.dedup();
+    times.sort_by_key(|k| k.ts);
+    times.dedup_by_key(|k| k.ts);
     Ok((times.len() >= 2).then_some(times))
+}
+
+/// A keyframe of a container index.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct IndexedKey {
+    /// Seconds on the media timeline.
+    pub time_s: f64,
+    /// The index timestamp (stream time base).
+    pub ts: i64,
 }
 
 struct Opened {
@@ -931,6 +963,17 @@ impl Run<'_> {
                 }
             }
             self.last_key = Some(t);
+        }
+        if !self.part_started
+            && self
+                .part
+                .start_key
+                .is_some_and(|b| t < b - BORDER_TOLERANCE_S)
+        {
+            // Before the part: dropped, so only the references need decoding. (Frames after
+            // the part's keyframe in decode order may come out before it: they are the part's.)
+            self.set_skipping(true);
+            return false;
         }
         let Some(target) = selector.next_target() else {
             self.set_skipping(false);

@@ -4,6 +4,11 @@
 //! sink that decides where they go. Warnings about a source (decoder errors; a stream that stops
 //! before its declared end, said by [`sample`](super::sample)) are said here, once.
 //!
+//! One long video uses every thread: [`plan_parts`] cuts it at indexed keyframes into parts,
+//! each decoded by its own decoder on the pool ([`super::Part`] says how a part decides the
+//! targets around its borders), a few parts per thread at a time so that the encoded frames
+//! waiting for earlier parts stay bounded; the parts' frames are joined in time order.
+//!
 //! Image sequences: picture `i` is a frame at `i / fps` seconds. The sampler's [`pick`] decides
 //! on those times alone which pictures are kept, and only those are read and decoded
 //! ([`crate::imaging::decode_file_for`]: libjpeg-turbo for JPEG, reduced in the decoder when the
@@ -144,8 +149,9 @@ pub enum SampleError<E> {
 }
 
 /// Samples `source` as `policy` asks and hands the kept frames, resized and encoded, to `sink`
-/// in time order: one at a time from a video, a batch at a time (in order) from an image
-/// sequence, so that the sink may write a batch in parallel. Returns the pictures of a sequence
+/// in time order: one at a time from a video decoded in one go, a part's frames at a time from a
+/// video decoded in parts ([`plan_parts`]), a batch at a time (in order) from an image sequence,
+/// so that the sink may write a batch in parallel. Returns the pictures of a sequence
 /// that were left out (none for a video).
 pub fn sample_into<E>(
     source: &Source,
@@ -269,21 +275,23 @@ pub(super) fn plan_parts(
         // Errors are the serial decode's to report.
         _ => return None,
     };
-    let (lo, hi) = span.unwrap_or((keys[0], f64::INFINITY));
-    let end = hi.min(*keys.last()?);
-    let inner: Vec<f64> = keys
-        .iter()
-        .copied()
-        .filter(|&k| k > lo + 1e-3 && k < hi)
-        .collect();
+    let (lo, hi) = span.unwrap_or((keys[0].time_s, f64::INFINITY));
+    let end = hi.min(keys.last()?.time_s);
     let min_part = MIN_PART_MS.load(std::sync::atomic::Ordering::Relaxed) as f64 / 1000.0;
     let length = ((end - lo) / (threads * PARTS_PER_THREAD) as f64).clamp(min_part, MAX_PART_S);
     let mut borders = Vec::new();
     let mut last = lo;
-    for k in inner {
-        if k - last >= length {
-            borders.push(k);
-            last = k;
+    // (border, where to seek for it)
+    for (i, k) in keys.iter().enumerate() {
+        if k.time_s > lo + 1e-3 && k.time_s < hi && k.time_s - last >= length {
+            // After the last keyframe: as far as the gap before it.
+            let next = match (keys.get(i + 1), i.checked_sub(1).map(|p| keys[p])) {
+                (Some(n), _) => n.ts,
+                (None, Some(p)) => k.ts + (k.ts - p.ts),
+                (None, None) => k.ts,
+            };
+            borders.push((*k, k.ts + (next - k.ts) / 2));
+            last = k.time_s;
         }
     }
     if borders.is_empty() {
@@ -295,20 +303,27 @@ pub(super) fn plan_parts(
         _ => None,
     };
     let mut parts = Vec::with_capacity(borders.len() + 1);
-    let mut start_key = None;
-    for &b in &borders {
+    let mut start: Option<(super::IndexedKey, i64)> = None;
+    for &(b, seek) in &borders {
         parts.push(Part {
-            start_key,
-            end_key: Some(b),
+            start_key: start.map(|(k, _)| k.time_s),
+            seek_ts: start.map(|(_, s)| s),
+            end_key: Some(b.time_s),
             origin,
         });
-        start_key = Some(b);
+        start = Some((b, seek));
     }
     parts.push(Part {
-        start_key,
+        start_key: start.map(|(k, _)| k.time_s),
+        seek_ts: start.map(|(_, s)| s),
         end_key: None,
         origin,
     });
+    tracing::debug!(
+        "{}: {} parts of about {length:.1} s on {threads} threads",
+        path.display(),
+        parts.len()
+    );
     Some(parts)
 }
 
