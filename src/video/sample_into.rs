@@ -173,20 +173,16 @@ fn video_into<E>(
     policy: &Policy,
     sink: &mut dyn FnMut(Vec<KeptFrame>) -> Result<(), E>,
 ) -> Result<(), SampleError<E>> {
-    if let [span] = spans {
-        if let Some(parts) = plan_parts(path, *span, policy) {
-            if parts_into(path, *span, &parts, policy, sink)? {
-                return Ok(());
-            }
-        }
-    }
     let max = policy.max_frames;
     let mut kept = 0;
     let several = spans.len() > 1;
     let mut times_seen = HashSet::new();
     // Frames are held until the crop window is decided, then cropped before they are resized.
     let mut letterbox = policy.letterbox.map(Letterbox::<f64>::new);
-    let mut give = |time_s: f64, image: RgbFrame, kept: &mut usize| {
+    let give = |sink: &mut dyn FnMut(Vec<KeptFrame>) -> Result<(), E>,
+                time_s: f64,
+                image: RgbFrame,
+                kept: &mut usize| {
         let frame = prepare(&image, policy.image).map_err(SampleError::Source)?;
         sink(vec![KeptFrame {
             time_s,
@@ -202,6 +198,22 @@ fn video_into<E>(
         if max > 0 && kept + held >= max {
             break;
         }
+        if let Some(parts) = plan_parts(path, span, policy) {
+            // (No frame limit and no letterbox here: see `plan_parts`.)
+            let mut unseen = |frames: Vec<KeptFrame>| {
+                let fresh: Vec<KeptFrame> = frames
+                    .into_iter()
+                    .filter(|f| !several || times_seen.insert(f.time_s.to_bits()))
+                    .collect();
+                if fresh.is_empty() {
+                    return Ok(());
+                }
+                sink(fresh)
+            };
+            if parts_into(path, span, &parts, policy, &mut unseen)? {
+                continue;
+            }
+        }
         let mut failure = None;
         let mut on_frame = |f: super::SampledFrame| {
             if several && !times_seen.insert(f.time_s.to_bits()) {
@@ -212,7 +224,7 @@ fn video_into<E>(
                 Some(l) => l.push(f.time_s, f.image),
             };
             for (time_s, image) in ready {
-                if let Err(e) = give(time_s, image, &mut kept) {
+                if let Err(e) = give(sink, time_s, image, &mut kept) {
                     failure = Some(e);
                     return ControlFlow::Break(());
                 }
@@ -245,7 +257,7 @@ fn video_into<E>(
     }
     if let Some(l) = letterbox.as_mut() {
         for (time_s, image) in l.finish() {
-            give(time_s, image, &mut kept)?;
+            give(sink, time_s, image, &mut kept)?;
         }
     }
     Ok(())

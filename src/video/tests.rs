@@ -691,7 +691,7 @@ fn kept_on(
     threads: usize,
     path: &Path,
     sampling: &Sampling,
-    span: Option<(f64, f64)>,
+    spans: &[Option<(f64, f64)>],
 ) -> Vec<(u64, Vec<u8>)> {
     let image = crate::config::ImageConfig {
         width: 64,
@@ -709,13 +709,9 @@ fn kept_on(
             max_frames: 0,
             letterbox: None,
         };
-        let spans = [span];
         let mut kept = Vec::new();
         sample_into(
-            &Source::Video {
-                path,
-                spans: &spans,
-            },
+            &Source::Video { path, spans },
             &policy,
             &mut |frames: Vec<KeptFrame>| -> Result<(), ()> {
                 kept.extend(
@@ -829,8 +825,8 @@ fn parts_decoded_in_parallel_equal_one_decode() {
                     .unwrap_or_default();
                 let what = format!("{} {sampling:?} {span:?}", clip.display());
                 assert!(parts.len() >= 2, "not cut into parts: {what}");
-                let one = kept_on(1, clip, sampling, span);
-                let parallel = kept_on(3, clip, sampling, span);
+                let one = kept_on(1, clip, sampling, &[span]);
+                let parallel = kept_on(3, clip, sampling, &[span]);
                 assert!(!one.is_empty(), "{what}");
                 let t = |v: &[(u64, Vec<u8>)]| -> Vec<f64> {
                     v.iter().map(|(b, _)| f64::from_bits(*b)).collect()
@@ -838,6 +834,17 @@ fn parts_decoded_in_parallel_equal_one_decode() {
                 assert_eq!(t(&parallel), t(&one), "{what}");
                 assert!(parallel == one, "same times, other bytes: {what}");
             }
+        }
+        // A unit of several spans (overlapping: a frame both give is kept once), each cut.
+        let spans = [
+            Some((first + 0.5, first + 0.55 * (last - first))),
+            Some((first + 0.4 * (last - first), last + 0.5)),
+        ];
+        for sampling in [&policies[1], &policies[5], &policies[6]] {
+            let what = format!("{} {sampling:?} {spans:?}", clip.display());
+            let one = kept_on(1, clip, sampling, &spans);
+            assert!(!one.is_empty(), "{what}");
+            assert!(kept_on(3, clip, sampling, &spans) == one, "{what}");
         }
     }
 }
