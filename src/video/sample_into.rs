@@ -173,29 +173,28 @@ fn video_into<E>(
     policy: &Policy,
     sink: &mut dyn FnMut(Vec<KeptFrame>) -> Result<(), E>,
 ) -> Result<(), SampleError<E>> {
+    rayon::in_place_scope(|scope| {
+        let pipelined = rayon::current_num_threads() > 1;
+        let mut prep = Pipeline::new(pipelined.then_some(scope), policy.image);
+        video_spans_into(path, spans, policy, &mut prep, sink)
+    })
+}
+
+fn video_spans_into<'s, 'a, E>(
+    path: &Path,
+    spans: &[Option<(f64, f64)>],
+    policy: &'a Policy,
+    prep: &mut Pipeline<'s, 'a>,
+    sink: &mut dyn FnMut(Vec<KeptFrame>) -> Result<(), E>,
+) -> Result<(), SampleError<E>> {
     let max = policy.max_frames;
-    let mut kept = 0;
     let several = spans.len() > 1;
     let mut times_seen = HashSet::new();
     // Frames are held until the crop window is decided, then cropped before they are resized.
     let mut letterbox = policy.letterbox.map(Letterbox::<f64>::new);
-    let give = |sink: &mut dyn FnMut(Vec<KeptFrame>) -> Result<(), E>,
-                time_s: f64,
-                image: RgbFrame,
-                kept: &mut usize| {
-        let frame = prepare(&image, policy.image).map_err(SampleError::Source)?;
-        sink(vec![KeptFrame {
-            time_s,
-            picture: None,
-            frame,
-        }])
-        .map_err(SampleError::Sink)?;
-        *kept += 1;
-        Ok(())
-    };
     for &span in spans {
         let held = letterbox.as_ref().map_or(0, |l| l.held());
-        if max > 0 && kept + held >= max {
+        if max > 0 && prep.given() + held >= max {
             break;
         }
         if let Some(parts) = plan_parts(path, span, policy) {
@@ -224,13 +223,13 @@ fn video_into<E>(
                 Some(l) => l.push(f.time_s, f.image),
             };
             for (time_s, image) in ready {
-                if let Err(e) = give(sink, time_s, image, &mut kept) {
+                if let Err(e) = prep.push(time_s, image, sink) {
                     failure = Some(e);
                     return ControlFlow::Break(());
                 }
             }
             let held = letterbox.as_ref().map_or(0, |l| l.held());
-            if max > 0 && kept + held >= max {
+            if max > 0 && prep.given() + held >= max {
                 ControlFlow::Break(())
             } else {
                 ControlFlow::Continue(())
@@ -247,6 +246,8 @@ fn video_into<E>(
         if let Some(e) = failure {
             return Err(e);
         }
+        // Frames of this span reach the sink before the next span's are filtered.
+        prep.finish(sink)?;
         if info.decode_errors > 0 {
             tracing::warn!(
                 "{}: {} decoder errors (frames around them skipped)",
@@ -257,10 +258,141 @@ fn video_into<E>(
     }
     if let Some(l) = letterbox.as_mut() {
         for (time_s, image) in l.finish() {
-            give(sink, time_s, image, &mut kept)?;
+            prep.push(time_s, image, sink)?;
         }
     }
-    Ok(())
+    prep.finish(sink)
+}
+
+/// A prepared frame as it comes back from the pool: (order, time, result).
+type Done = (u64, f64, Result<Prepared, String>);
+
+/// Resizes and encodes the kept frames of a video decoded in one go on the pool while the
+/// decoder goes on, and hands them to the sink in order: decoding, and resizing with encoding,
+/// overlap on a long video whose policy does not cut it into parts. At most
+/// `PIPELINE_PER_THREAD` frames per thread are in flight, so memory stays bounded; without a
+/// scope (one thread) each frame is prepared where it is pushed.
+struct Pipeline<'s, 'a> {
+    scope: Option<&'s rayon::Scope<'a>>,
+    image: &'a ImageConfig,
+    done_tx: std::sync::mpsc::Sender<Done>,
+    done_rx: std::sync::mpsc::Receiver<Done>,
+    /// Order of the next frame pushed / handed to the sink.
+    pushed: u64,
+    given: u64,
+    ready: std::collections::BTreeMap<u64, (f64, Result<Prepared, String>)>,
+    limit: u64,
+}
+
+/// Frames in flight per pool thread in [`Pipeline`].
+const PIPELINE_PER_THREAD: usize = 2;
+
+impl<'s, 'a> Pipeline<'s, 'a> {
+    fn new(scope: Option<&'s rayon::Scope<'a>>, image: &'a ImageConfig) -> Pipeline<'s, 'a> {
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        Pipeline {
+            scope,
+            image,
+            done_tx,
+            done_rx,
+            pushed: 0,
+            given: 0,
+            ready: Default::default(),
+            limit: (PIPELINE_PER_THREAD * rayon::current_num_threads()).max(1) as u64,
+        }
+    }
+
+    /// Frames handed to the sink or on their way to it.
+    fn given(&self) -> usize {
+        self.pushed as usize
+    }
+
+    fn push<E>(
+        &mut self,
+        time_s: f64,
+        image: RgbFrame,
+        sink: &mut dyn FnMut(Vec<KeptFrame>) -> Result<(), E>,
+    ) -> Result<(), SampleError<E>> {
+        let order = self.pushed;
+        self.pushed += 1;
+        match self.scope {
+            None => {
+                let frame = prepare(&image, self.image);
+                self.ready.insert(order, (time_s, frame));
+            }
+            Some(scope) => {
+                let (tx, cfg) = (self.done_tx.clone(), self.image);
+                scope.spawn(move |_| {
+                    // The receiver outlives the scope: the send cannot fail.
+                    let _ = tx.send((order, time_s, prepare(&image, cfg)));
+                });
+            }
+        }
+        self.give_ready(sink)?;
+        while self.pushed - self.given >= self.limit {
+            self.wait_one();
+            self.give_ready(sink)?;
+        }
+        Ok(())
+    }
+
+    /// Waits for every frame pushed and hands it to the sink.
+    fn finish<E>(
+        &mut self,
+        sink: &mut dyn FnMut(Vec<KeptFrame>) -> Result<(), E>,
+    ) -> Result<(), SampleError<E>> {
+        while self.given < self.pushed {
+            self.give_ready(sink)?;
+            if self.given < self.pushed {
+                self.wait_one();
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits for one more frame to come back, running pool work meanwhile (this thread may be
+    /// the only one free to prepare it).
+    fn wait_one(&mut self) {
+        loop {
+            if let Ok((order, t, r)) = self.done_rx.try_recv() {
+                self.ready.insert(order, (t, r));
+                return;
+            }
+            match rayon::yield_now() {
+                Some(rayon::Yield::Executed) => {}
+                _ => {
+                    if let Ok((order, t, r)) = self
+                        .done_rx
+                        .recv_timeout(std::time::Duration::from_millis(1))
+                    {
+                        self.ready.insert(order, (t, r));
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Hands the frames that are back, in order, to the sink.
+    fn give_ready<E>(
+        &mut self,
+        sink: &mut dyn FnMut(Vec<KeptFrame>) -> Result<(), E>,
+    ) -> Result<(), SampleError<E>> {
+        while let Ok((order, t, r)) = self.done_rx.try_recv() {
+            self.ready.insert(order, (t, r));
+        }
+        while let Some((time_s, frame)) = self.ready.remove(&self.given) {
+            self.given += 1;
+            let frame = frame.map_err(SampleError::Source)?;
+            sink(vec![KeptFrame {
+                time_s,
+                picture: None,
+                frame,
+            }])
+            .map_err(SampleError::Sink)?;
+        }
+        Ok(())
+    }
 }
 
 /// How to cut one span of a video into [`Part`]s decoded in parallel, or `None` to decode it in

@@ -835,6 +835,12 @@ fn parts_decoded_in_parallel_equal_one_decode() {
                 assert!(parallel == one, "same times, other bytes: {what}");
             }
         }
+        // Not cut into parts, decoded in one go with resizing and encoding on the pool.
+        let stride = Sampling::LegacyStride(2.0);
+        let what = format!("{} {stride:?}", clip.display());
+        let one = kept_on(1, clip, &stride, &[None]);
+        assert!(one.len() > 2, "{what}");
+        assert!(kept_on(3, clip, &stride, &[None]) == one, "{what}");
         // A unit of several spans (overlapping: a frame both give is kept once), each cut.
         let spans = [
             Some((first + 0.5, first + 0.55 * (last - first))),
