@@ -190,6 +190,7 @@ fn video_spans_into<'s, 'a, E>(
     let max = policy.max_frames;
     let several = spans.len() > 1;
     let mut times_seen = HashSet::new();
+    let mut index = None;
     // Frames are held until the crop window is decided, then cropped before they are resized.
     let mut letterbox = policy.letterbox.map(Letterbox::<f64>::new);
     for &span in spans {
@@ -197,7 +198,7 @@ fn video_spans_into<'s, 'a, E>(
         if max > 0 && prep.given() + held >= max {
             break;
         }
-        if let Some(parts) = plan_parts(path, span, policy) {
+        if let Some(parts) = plan_parts(path, span, policy, &mut index) {
             // (No frame limit and no letterbox here: see `plan_parts`.)
             let mut unseen = |frames: Vec<KeptFrame>| {
                 let fresh: Vec<KeptFrame> = frames
@@ -401,27 +402,31 @@ impl<'s, 'a> Pipeline<'s, 'a> {
 /// index of keyframes, or when the span is too short for two parts. Borders are indexed
 /// keyframes, about `span / (threads * PARTS_PER_THREAD)` apart, within
 /// `[MIN_PART_MS, MAX_PART_S]`.
+///
+/// `index` caches the video's keyframe index across the spans of one unit: it is read (one more
+/// open of the file) at most once, and not at all for spans too short for two parts.
 pub(super) fn plan_parts(
     path: &Path,
     span: Option<(f64, f64)>,
     policy: &Policy,
+    index: &mut Option<Option<Vec<super::IndexedKey>>>,
 ) -> Option<Vec<Part>> {
     let threads = rayon::current_num_threads();
+    let min_part = MIN_PART_MS.load(std::sync::atomic::Ordering::Relaxed) as f64 / 1000.0;
     if threads < 2
         || policy.letterbox.is_some()
         || policy.max_frames > 0
         || !Selector::splits(policy.sampling)
+        || span.is_some_and(|(a, b)| b - a < 2.0 * min_part)
     {
         return None;
     }
-    let keys = match super::keyframe_index(path) {
-        Ok(Some(keys)) => keys,
-        // Errors are the serial decode's to report.
-        _ => return None,
-    };
+    // Errors are the one-go decode's to report.
+    let keys = index
+        .get_or_insert_with(|| super::keyframe_index(path).ok().flatten())
+        .as_deref()?;
     let (lo, hi) = span.unwrap_or((keys[0].time_s, f64::INFINITY));
     let end = hi.min(keys.last()?.time_s);
-    let min_part = MIN_PART_MS.load(std::sync::atomic::Ordering::Relaxed) as f64 / 1000.0;
     let length = ((end - lo) / (threads * PARTS_PER_THREAD) as f64).clamp(min_part, MAX_PART_S);
     let mut borders = Vec::new();
     let mut last = lo;

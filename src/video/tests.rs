@@ -821,7 +821,7 @@ fn parts_decoded_in_parallel_equal_one_decode() {
                     .num_threads(3)
                     .build()
                     .unwrap()
-                    .install(|| sample_into::plan_parts(clip, span, &policy))
+                    .install(|| sample_into::plan_parts(clip, span, &policy, &mut None))
                     .unwrap_or_default();
                 let what = format!("{} {sampling:?} {span:?}", clip.display());
                 assert!(parts.len() >= 2, "not cut into parts: {what}");
