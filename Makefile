@@ -4,20 +4,17 @@ SHELL := /bin/bash
 ENV := eval "$$(scripts/setup.sh --env)"
 OUT ?= out/demo
 
-.PHONY: setup build release release-notorch demo test lint bench clean-demo
+.PHONY: setup build release demo test lint bench clean-demo
 
 setup:
 	@scripts/setup.sh
 
+# mimicit and its CLIP helper mimicit-clip (the one executable that loads libtorch).
 build: setup
-	@$(ENV) && cargo build --bin mimicit
+	@$(ENV) && cargo build --bins
 
 release: setup
-	@$(ENV) && cargo build --release --bin mimicit
-
-# Decode-only build without libtorch (no CLIP features; starts without loading libtorch).
-release-notorch: setup
-	@$(ENV) && cargo build --release --no-default-features --bin mimicit
+	@$(ENV) && cargo build --release --bins
 
 demo: build
 	@$(ENV) && ./target/debug/mimicit run scenarios/demo.toml --out $(OUT) && \
@@ -28,13 +25,12 @@ demo: build
 # under CI=true they fail instead.
 test: setup
 	@$(ENV) && rm -f target/test-skips.log && rc=0 && \
-	  { cargo test --all-targets && cargo test --no-default-features --lib \
-		&& cargo check --no-default-features --bins; } || rc=$$?; \
+	  { cargo test --all-targets && cargo check --no-default-features --bins; } || rc=$$?; \
 	  scripts/test-skips.sh; exit $$rc
 
 lint: setup
 	@$(ENV) && cargo fmt --all -- --check && cargo clippy --all-targets -- -D warnings \
-		&& cargo clippy --all-targets --no-default-features -- -D warnings
+		&& cargo clippy --bins --no-default-features -- -D warnings
 
 bench: setup
 	@$(ENV) && cargo bench

@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 eval "$(scripts/setup.sh --env)"
-cargo build --release --bin mimicit
+cargo build --release --bins
 bin=target/release/mimicit
 N="${N:-4096}"; BATCH="${BATCH:-256}"; PRESETS="${PRESETS:-b32 l14}"; CPU_N="${CPU_N:-64}"
 "$bin" doctor | python -c 'import json,sys; t=json.load(sys.stdin)["torch"]; print("torch:", t); sys.exit(0 if t["cuda_available"] else 1)' \

@@ -2,8 +2,8 @@
 //! `timings.json`: the difference across a stage over its wall time tells how well it used the
 //! cores.
 
-/// Seconds of CPU used so far by all threads of this process, living or ended; None where the
-/// system cannot tell.
+/// Seconds of CPU used so far by all threads of this process, living or ended, and by its CLIP
+/// helper process (as the helper last reported it); None where the system cannot tell.
 #[cfg(unix)]
 pub fn process_cpu_s() -> Option<f64> {
     let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
@@ -16,7 +16,7 @@ pub fn process_cpu_s() -> Option<f64> {
     // SAFETY: getrusage returned 0, so it wrote the whole struct (and it was zeroed before).
     let usage = unsafe { usage.assume_init() };
     let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    Some(secs(usage.ru_utime) + secs(usage.ru_stime))
+    Some(secs(usage.ru_utime) + secs(usage.ru_stime) + crate::features::helper_cpu_s())
 }
 
 #[cfg(not(unix))]

@@ -7,7 +7,10 @@ use std::process::Command;
 
 use mimicit::features::{DeviceSpec, Embedder, Precision};
 
-use crate::util::{assert_valid, mimicit, pandas_rows, read_json, repo, run_demo, stderr};
+use crate::util::{
+    assert_same_files, assert_valid, binary, copy_demo, mimicit, pandas_rows, read_json, repo,
+    run_demo, snapshot, stderr, stdout,
+};
 
 fn fixture_images() -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(mimicit::testkit::fixture("coco/images"))
@@ -542,4 +545,124 @@ fn semantic_dedup_drops_look_alikes_within_a_unit() {
             assert_eq!(r["distance"], 0, "{r}");
         }
     }
+}
+
+/// `mimicit` does not link libtorch (so it does not load it at start); its helper does.
+#[test]
+fn only_the_helper_links_libtorch() {
+    let bin = binary();
+    let helper = bin.with_file_name(mimicit::features::HELPER);
+    let needs = |p: &Path| {
+        let bytes = std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+        bytes.windows(15).any(|w| w == b"libtorch_cpu.so")
+    };
+    assert!(!needs(&bin), "{} names libtorch_cpu.so", bin.display());
+    assert!(
+        needs(&helper),
+        "{} does not name libtorch_cpu.so",
+        helper.display()
+    );
+}
+
+/// Runs `mimicit ARGS` in `cwd` with the CLIP helper named by `helper`.
+fn mimicit_with_helper(cwd: &Path, helper: &Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(binary())
+        .args(args)
+        .arg("--progress=none")
+        .current_dir(cwd)
+        .env_remove("MIMICIT_LOG")
+        .env(mimicit::features::HELPER_ENV, helper)
+        .output()
+        .expect("run mimicit")
+}
+
+#[test]
+fn without_a_working_helper_only_the_clip_stages_fail_and_say_why() {
+    let tmp = tempfile::tempdir().unwrap();
+    copy_demo(tmp.path());
+    let missing = tmp.path().join("nowhere/mimicit-clip");
+    // Everything up to the features stage needs no helper.
+    let o = mimicit_with_helper(
+        tmp.path(),
+        &missing,
+        &[
+            "run",
+            "scenarios/demo.toml",
+            "--out",
+            "out",
+            "--stages",
+            "scan,keyframes,dedup,metadata",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = mimicit_with_helper(
+        tmp.path(),
+        &missing,
+        &["features", "scenarios/demo.toml", "--out", "out"],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("cannot start the CLIP helper") && err.contains("nowhere/mimicit-clip"),
+        "{err}"
+    );
+    // A helper that dies at once: the error says it ended, and how.
+    let o = mimicit_with_helper(
+        tmp.path(),
+        Path::new("/bin/false"),
+        &["features", "scenarios/demo.toml", "--out", "out"],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("/bin/false stopped answering") && err.contains("exit status: 1"),
+        "{err}"
+    );
+    // doctor says libtorch is not at hand, and still succeeds.
+    let o = mimicit_with_helper(tmp.path(), &missing, &["doctor"]);
+    assert!(stdout(&o).contains("\"linked\": false"), "{}", stdout(&o));
+}
+
+#[test]
+fn frames_are_embedded_once_when_semantic_dedup_and_features_share_a_run() {
+    let semantic = [
+        "--set",
+        "dedup.semantic=true",
+        "--set",
+        "dedup.min_cosine=0.95",
+    ];
+    // One process: semantic dedup embeds, the features stage takes the vectors it kept.
+    let one = tempfile::tempdir().unwrap();
+    copy_demo(one.path());
+    let mut args = vec!["run", "scenarios/demo.toml", "--out", "out", "-v"];
+    args.extend_from_slice(&semantic);
+    let o = mimicit(one.path(), &args);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("had been embedded before in this run"),
+        "{}",
+        stderr(&o)
+    );
+    // Two processes: the features stage embeds everything itself.
+    let two = tempfile::tempdir().unwrap();
+    copy_demo(two.path());
+    let mut args = vec!["run", "scenarios/demo.toml", "--out", "out", "-v"];
+    args.extend_from_slice(&semantic);
+    args.extend_from_slice(&["--stages", "scan,keyframes,dedup,metadata"]);
+    let o = mimicit(two.path(), &args);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let mut args = vec!["features", "scenarios/demo.toml", "--out", "out", "-v"];
+    args.extend_from_slice(&semantic);
+    let o = mimicit(two.path(), &args);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        !stderr(&o).contains("had been embedded before"),
+        "{}",
+        stderr(&o)
+    );
+    // The same vectors to the byte.
+    let dir = |root: &Path| root.join("out/DC/features");
+    let want = snapshot(&dir(two.path()));
+    assert!(!want.is_empty());
+    assert_same_files(&want, &snapshot(&dir(one.path())));
 }

@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 bin="${CARGO_TARGET_DIR:-target}/release/mimicit"
 [[ "${1:-}" == "--bin" ]] && bin="$2"
-[[ -x "$bin" ]] || { echo "no release binary at $bin: cargo build --release --bin mimicit" >&2; exit 2; }
+[[ -x "$bin" ]] || { echo "no release binary at $bin: cargo build --release --bins" >&2; exit 2; }
 N="${N:-256}"; BATCH="${BATCH:-32}"; THREADS="${THREADS:-$(nproc)}"; PRESET="${PRESET:-b32}"
 python="${VIRTUAL_ENV:+$VIRTUAL_ENV/bin/}python3"
 

@@ -20,7 +20,7 @@ while (($#)); do
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
 done
-[[ -x "$bin" ]] || { echo "no release binary at $bin: cargo build --release --bin mimicit" >&2; exit 2; }
+[[ -x "$bin" ]] || { echo "no release binary at $bin: cargo build --release --bins" >&2; exit 2; }
 python="${VIRTUAL_ENV:+$VIRTUAL_ENV/bin/}python3"
 "$python" -c "import cv2, PIL" 2>/dev/null || {
   echo "$python lacks cv2 or PIL (scripts/setup.sh installs them)" >&2; exit 2; }

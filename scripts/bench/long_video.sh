@@ -21,7 +21,7 @@ while (($#)); do
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
 done
-[[ -x "$bin" ]] || { echo "no release binary at $bin: make release-notorch" >&2; exit 2; }
+[[ -x "$bin" ]] || { echo "no release binary at $bin: make release" >&2; exit 2; }
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT

@@ -21,7 +21,7 @@ while (($#)); do
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
 done
-[[ -x "$bin" ]] || { echo "no binary at $bin: cargo build --release --bin mimicit" >&2; exit 2; }
+[[ -x "$bin" ]] || { echo "no binary at $bin: cargo build --release --bins" >&2; exit 2; }
 bin="$(realpath "$bin")"
 RANDOM=$seed
 

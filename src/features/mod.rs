@@ -1,38 +1,27 @@
-//! CLIP image features through libtorch (tch). All tch types stay inside this module.
+//! CLIP image features. libtorch runs in a helper process, `mimicit-clip` (src/bin/mimicit-clip),
+//! the only executable that loads it; `mimicit` starts it at the first request that needs a model
+//! or a tensor search and keeps it for the life of the process. So every command and stage that
+//! does not embed (scan, frames, keyframes, exact and near dedup, metadata, pack, syphus) starts as
+//! light as a build without libtorch (about 0.6 CPU-s and 480 MiB of mappings less per process),
+//! and one build serves every worker.
 //!
-//! - [`clip`]: the CLIP vision tower in tch `nn`, loaded from a Hugging Face checkpoint folder
-//!   (`config.json` + `model.safetensors`), or an OpenAI TorchScript `.pt` through `CModule`;
-//! - [`preprocess`]: preprocessing identical to `CLIPImageProcessor`;
-//! - [`Embedder`]: device and precision choice, batching, and a bounded pipeline in which CPU
-//!   threads decode and preprocess the next batches while the model runs on the current one;
-//! - [`knn`]: cosine nearest neighbours over the vectors (pairs, in-context examples).
+//! - [`Embedder`], [`embed_items`], [`knn`], [`torch_report`]: the API the stages use, as
+//!   requests to the helper ([`protocol`]); the helper decodes and preprocesses pictures on CPU
+//!   threads while the model runs, and sends back only vectors;
+//! - [`preprocess`]: preprocessing identical to `CLIPImageProcessor` (used by the helper);
+//! - model fingerprints, the weight files of a checkpoint, `.npy` output.
 //!
-//! Also the device report used by `mimicit doctor`.
-//!
-//! Everything that needs libtorch sits behind the cargo feature `torch` (on by default). A build
-//! without it (`cargo build --release --no-default-features`) does not load libtorch at start
-//! (about 0.6 CPU-s and 480 MiB of mappings less per process): for machines that only decode
-//! and pack. There [`Embedder::load`] and [`knn::neighbours_at_scale`] fail with an error that
-//! says so, and every stage that needs them (features, semantic dedup, pairs, `knn:K` in-context
-//! examples) stops with it.
+//! A build without the cargo feature `torch` (`--no-default-features`) has no helper: there
+//! [`Embedder::load`] and [`knn::neighbours_at_scale`] fail with an error that says so, and every
+//! stage that needs them (features, semantic dedup, pairs, `knn:K` in-context examples) stops
+//! with it.
 
-#[cfg(feature = "torch")]
-pub mod clip;
-#[cfg(feature = "torch")]
-pub mod knn;
-#[cfg(not(feature = "torch"))]
-#[path = "off.rs"]
-mod off;
+mod helper;
 pub mod preprocess;
+pub mod protocol;
 mod spec;
 
-#[cfg(feature = "torch")]
-mod embed;
-
-#[cfg(feature = "torch")]
-pub use embed::{embed_items, Embedder};
-#[cfg(not(feature = "torch"))]
-pub use off::{embed_items, knn, torch_report, Embedder};
+pub use helper::{embed_items, helper_cpu_s, knn, torch_report, Embedder, HELPER, HELPER_ENV};
 pub use spec::{DeviceSpec, EmbedItem, EmbedOptions, Precision};
 
 /// Scales `v` to unit length (a zero vector stays zero).
@@ -96,6 +85,20 @@ pub fn model_fingerprint(model: &Path) -> crate::error::Result<String> {
     let hex = h.finalize().to_hex().to_string();
     done.lock().expect("not poisoned").insert(key, hex.clone());
     Ok(hex)
+}
+
+/// The preprocessing of `model` (a Hugging Face folder or a TorchScript file) for pictures of
+/// `input` x `input`: its `preprocessor_config.json` where it has one, CLIP's otherwise.
+pub fn preprocessing_for(
+    model: &Path,
+    input: u32,
+) -> Result<preprocess::Preprocess, FeaturesError> {
+    let pre_path = model.join("preprocessor_config.json");
+    if model.is_dir() && pre_path.is_file() {
+        preprocess::Preprocess::from_hf_json(&pre_path, input)
+    } else {
+        Ok(preprocess::Preprocess::clip(input))
+    }
 }
 
 /// The safetensors files of a checkpoint folder: `model.safetensors`, or the shards listed in
@@ -197,13 +200,6 @@ impl FeaturesError {
     }
 }
 
-#[cfg(feature = "torch")]
-impl From<tch::TchError> for FeaturesError {
-    fn from(e: tch::TchError) -> Self {
-        FeaturesError::Torch(e.to_string())
-    }
-}
-
 impl From<FeaturesError> for crate::error::Error {
     fn from(e: FeaturesError) -> Self {
         match e {
@@ -213,37 +209,18 @@ impl From<FeaturesError> for crate::error::Error {
     }
 }
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// What libtorch sees on this machine.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TorchReport {
-    /// Whether this build has libtorch (cargo feature `torch`, on by default).
+    /// Whether libtorch is at hand: the CLIP helper `mimicit-clip` was found and started.
     pub linked: bool,
     pub cuda_available: bool,
     pub cuda_devices: i64,
     pub cudnn_available: bool,
     /// The device `--device auto` picks: `cuda:0` or `cpu`.
     pub auto_device: String,
-}
-
-#[cfg(feature = "torch")]
-pub fn torch_report() -> TorchReport {
-    let cuda_available = tch::Cuda::is_available();
-    TorchReport {
-        linked: true,
-        cuda_available,
-        cuda_devices: if cuda_available {
-            tch::Cuda::device_count()
-        } else {
-            0
-        },
-        cudnn_available: cuda_available && tch::Cuda::cudnn_is_available(),
-        auto_device: match tch::Device::cuda_if_available() {
-            tch::Device::Cuda(i) => format!("cuda:{i}"),
-            _ => "cpu".to_string(),
-        },
-    }
 }
 
 #[cfg(test)]
@@ -264,16 +241,5 @@ mod tests {
         assert_ne!(a, b);
         std::fs::remove_file(dir.path().join("model.safetensors")).unwrap();
         assert!(super::model_fingerprint(dir.path()).is_err());
-    }
-
-    #[cfg(feature = "torch")]
-    #[test]
-    fn report_is_consistent() {
-        let r = super::torch_report();
-        assert_eq!(r.cuda_available, r.cuda_devices > 0);
-        assert_eq!(r.auto_device == "cpu", !r.cuda_available);
-        // A CPU tensor op works: libtorch is linked and loads.
-        let t = tch::Tensor::from_slice(&[1.0f32, 2.0, 3.0]);
-        assert_eq!(t.sum(tch::Kind::Float).double_value(&[]), 6.0);
     }
 }

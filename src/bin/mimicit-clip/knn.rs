@@ -12,7 +12,10 @@
 
 use tch::{Device, Kind, Tensor};
 
-use super::{DeviceSpec, FeaturesError};
+use mimicit::features::{DeviceSpec, FeaturesError};
+
+use crate::embed::resolve;
+use crate::torch_err;
 
 /// Queries per matrix product.
 const BLOCK: i64 = 1024;
@@ -37,7 +40,7 @@ pub fn neighbours(
     band: (f32, f32),
     device: DeviceSpec,
 ) -> Result<Vec<Vec<Neighbour>>, FeaturesError> {
-    let device = device.resolve()?;
+    let device = resolve(device)?;
     if dim == 0 || vectors.len() % dim != 0 {
         return Err(FeaturesError::Preprocess(format!(
             "{} values are not rows of {dim}",
@@ -70,16 +73,20 @@ pub fn neighbours(
             // self
             let rows = Tensor::arange(len, (Kind::Int64, device));
             let cols = &rows + start;
-            let sims = sims.f_index_put(
-                &[Some(rows), Some(cols)],
-                &Tensor::from(f32::NEG_INFINITY).to_device(device),
-                false,
-            )?;
+            let sims = sims
+                .f_index_put(
+                    &[Some(rows), Some(cols)],
+                    &Tensor::from(f32::NEG_INFINITY).to_device(device),
+                    false,
+                )
+                .map_err(torch_err)?;
             // Candidates: a few more than k so ties at the boundary can be ordered by index.
             let extra = (take + 8).min(n);
             let (vals, idx) = sims.topk(extra, 1, true, true);
-            let vals = Vec::<f32>::try_from(vals.to_device(Device::Cpu).contiguous().view([-1]))?;
-            let idx = Vec::<i64>::try_from(idx.to_device(Device::Cpu).contiguous().view([-1]))?;
+            let vals = Vec::<f32>::try_from(vals.to_device(Device::Cpu).contiguous().view([-1]))
+                .map_err(torch_err)?;
+            let idx = Vec::<i64>::try_from(idx.to_device(Device::Cpu).contiguous().view([-1]))
+                .map_err(torch_err)?;
             for r in 0..len as usize {
                 let e = extra as usize;
                 let mut row: Vec<Neighbour> = (0..e)
@@ -170,7 +177,7 @@ fn kmeans_two_nearest(
     clusters: usize,
     device: DeviceSpec,
 ) -> Result<(Vec<usize>, Vec<usize>), FeaturesError> {
-    let device = device.resolve()?;
+    let device = resolve(device)?;
     let n = (vectors.len() / dim) as i64;
     let c = clusters as i64;
     tch::no_grad(|| {
@@ -191,7 +198,7 @@ fn kmeans_two_nearest(
             while s < n {
                 let len = BLOCK.min(n - s);
                 let sims = x.narrow(0, s, len).matmul(&centroids.transpose(0, 1));
-                let (_, idx) = sims.f_topk(2.min(c), 1, true, true)?;
+                let (_, idx) = sims.f_topk(2.min(c), 1, true, true).map_err(torch_err)?;
                 parts.push(idx);
                 s += len;
             }
@@ -200,12 +207,11 @@ fn kmeans_two_nearest(
         for _ in 0..KMEANS_ROUNDS {
             let nearest = assign(&centroids)?.select(1, 0);
             let sums = Tensor::zeros([c, dim as i64], (Kind::Float, device))
-                .f_index_add(0, &nearest, &x)?;
-            let counts = Tensor::zeros([c], (Kind::Float, device)).f_index_add(
-                0,
-                &nearest,
-                &Tensor::ones([n], (Kind::Float, device)),
-            )?;
+                .f_index_add(0, &nearest, &x)
+                .map_err(torch_err)?;
+            let counts = Tensor::zeros([c], (Kind::Float, device))
+                .f_index_add(0, &nearest, &Tensor::ones([n], (Kind::Float, device)))
+                .map_err(torch_err)?;
             // An empty cluster keeps its centroid.
             let empty = counts.eq(0.0).unsqueeze(1);
             let moved = &sums
@@ -216,7 +222,7 @@ fn kmeans_two_nearest(
         }
         let two = assign(&centroids)?.to_device(Device::Cpu).contiguous();
         let cols = two.size()[1] as usize;
-        let flat = Vec::<i64>::try_from(two.view([-1]))?;
+        let flat = Vec::<i64>::try_from(two.view([-1])).map_err(torch_err)?;
         let first = flat.chunks_exact(cols).map(|r| r[0] as usize).collect();
         let second = flat
             .chunks_exact(cols)

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use tch::nn;
 use tch::{Kind, Tensor};
 
-use super::FeaturesError;
+use mimicit::features::FeaturesError;
 
 /// The shape of a CLIP vision tower.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -48,6 +48,7 @@ pub enum Activation {
 impl VisionConfig {
     /// The four OpenAI CLIP vision towers by name: `ViT-B/32`, `ViT-B/16`, `ViT-L/14`,
     /// `ViT-L/14-336`.
+    #[cfg(test)]
     pub fn preset(name: &str) -> Option<VisionConfig> {
         let (hidden, layers, heads, patch, image, proj) = match name
             .to_ascii_lowercase()
@@ -311,10 +312,6 @@ impl ClipVision {
         }
     }
 
-    pub fn config(&self) -> &VisionConfig {
-        &self.cfg
-    }
-
     /// `pixels`: `[batch, 3, image_size, image_size]`, preprocessed; returns
     /// `[batch, projection_dim]` (the projected class token, not normalised).
     pub fn forward(&self, pixels: &Tensor) -> Tensor {
@@ -333,7 +330,7 @@ impl ClipVision {
     }
 }
 
-pub use super::weight_files;
+pub use mimicit::features::weight_files;
 
 /// Copies the checkpoint's tensors into the variables of `vs`, by name. Every variable must be
 /// in the files with the same shape; other tensors (a text tower) are ignored. Values are cast to

@@ -2,23 +2,29 @@
 //! pipeline: CPU threads (rayon) decode and preprocess batch k+1.. while the model runs batch k;
 //! at most [`BATCHES_AHEAD`] prepared batches wait, so memory does not grow with the corpus.
 
+use std::collections::{HashMap, VecDeque};
 use std::path::Path;
 use std::sync::mpsc;
 
 use rayon::prelude::*;
 use tch::{nn, CModule, Device, Kind, Tensor};
 
-use super::clip::{self, ClipVision, VisionConfig};
-use super::preprocess::Preprocess;
-use super::{l2_normalize, DeviceSpec, EmbedItem, EmbedOptions, FeaturesError, Precision};
-use crate::model::RgbFrame;
+use mimicit::features::preprocess::Preprocess;
+use mimicit::features::{
+    l2_normalize, DeviceSpec, EmbedItem, EmbedOptions, FeaturesError, Precision,
+};
+use mimicit::model::RgbFrame;
+
+use crate::clip::{self, ClipVision, VisionConfig};
+use crate::torch_err;
 
 /// Prepared batches that may wait for the model.
 pub const BATCHES_AHEAD: usize = 2;
 
-impl DeviceSpec {
-    pub fn resolve(self) -> Result<Device, FeaturesError> {
-        match self {
+/// The device `spec` names, checked against what libtorch sees.
+pub fn resolve(spec: DeviceSpec) -> Result<Device, FeaturesError> {
+    {
+        match spec {
             DeviceSpec::Auto => Ok(Device::cuda_if_available()),
             DeviceSpec::Cpu => Ok(Device::Cpu),
             DeviceSpec::Cuda(i) => {
@@ -40,9 +46,10 @@ impl DeviceSpec {
     }
 }
 
-impl Precision {
-    fn kind(self, device: Device) -> Result<Kind, FeaturesError> {
-        match (self, device) {
+/// The element kind of `precision` on `device`.
+fn kind_of(precision: Precision, device: Device) -> Result<Kind, FeaturesError> {
+    {
+        match (precision, device) {
             (Precision::Auto, Device::Cpu) | (Precision::Fp32, _) => Ok(Kind::Float),
             (Precision::Auto, _) | (Precision::Fp16, Device::Cuda(_)) => Ok(Kind::Half),
             (Precision::Bf16, _) => Ok(Kind::BFloat16),
@@ -82,11 +89,11 @@ impl Embedder {
         device: DeviceSpec,
         precision: Precision,
     ) -> Result<Embedder, FeaturesError> {
-        let device = device.resolve()?;
+        let device = resolve(device)?;
         if model.is_file() {
             return Self::load_script(model, device, precision);
         }
-        let kind = precision.kind(device)?;
+        let kind = kind_of(precision, device)?;
         if !model.is_dir() {
             return Err(FeaturesError::model(
                 model,
@@ -95,11 +102,7 @@ impl Embedder {
         }
         let cfg = VisionConfig::from_hf_json(&model.join("config.json"))?;
         let pre_path = model.join("preprocessor_config.json");
-        let pre = if pre_path.is_file() {
-            Preprocess::from_hf_json(&pre_path, cfg.image_size as u32)?
-        } else {
-            Preprocess::clip(cfg.image_size as u32)
-        };
+        let pre = mimicit::features::preprocessing_for(model, cfg.image_size as u32)?;
         let (ow, oh) = pre.output_size(cfg.image_size as u32, cfg.image_size as u32);
         if (i64::from(ow), i64::from(oh)) != (cfg.image_size, cfg.image_size) {
             return Err(FeaturesError::model(
@@ -185,7 +188,7 @@ impl Embedder {
         let kind = params["visual.conv1.weight"].kind();
         let wanted = match precision {
             Precision::Auto => kind,
-            p => p.kind(device)?,
+            p => kind_of(p, device)?,
         };
         if wanted != kind {
             return Err(FeaturesError::model(
@@ -216,6 +219,11 @@ impl Embedder {
     /// Length of an embedding.
     pub fn dim(&self) -> usize {
         self.dim as usize
+    }
+
+    /// Side of the square pictures the model takes.
+    pub fn input_size(&self) -> u32 {
+        self.input as u32
     }
 
     pub fn device(&self) -> String {
@@ -272,7 +280,7 @@ impl Embedder {
             };
             Ok(y.to_kind(Kind::Float).to_device(Device::Cpu).contiguous())
         })?;
-        let flat = Vec::<f32>::try_from(out.view([-1]))?;
+        let flat = Vec::<f32>::try_from(out.view([-1])).map_err(torch_err)?;
         Ok(flat
             .chunks_exact(self.dim as usize)
             .map(<[f32]>::to_vec)
@@ -287,37 +295,120 @@ fn device_name(d: Device) -> String {
     }
 }
 
+/// Bytes of vectors [`Recent`] keeps.
+pub const RECENT_BYTES: usize = 512 << 20;
+
+/// What decides a picture's raw vector besides the model: its file (path, size, modification
+/// time) and the batch shape it ran in.
+type Key = (
+    std::path::PathBuf,
+    u64,
+    Option<std::time::SystemTime>,
+    usize,
+);
+
+fn key(path: &Path, batch: usize) -> Option<Key> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some((path.to_path_buf(), meta.len(), meta.modified().ok(), batch))
+}
+
+/// The raw vectors (before normalisation) of the pictures one model embedded lately, up to
+/// [`RECENT_BYTES`], oldest forgotten first: semantic dedup embeds the frames the exact and near
+/// passes kept, and the features stage, in the same run, asks again for those dedup kept.
+#[derive(Default)]
+pub struct Recent {
+    map: HashMap<Key, Vec<f32>>,
+    order: VecDeque<Key>,
+    bytes: usize,
+}
+
+impl Recent {
+    fn get(&self, k: &Key) -> Option<&Vec<f32>> {
+        self.map.get(k)
+    }
+
+    fn insert(&mut self, k: Key, v: Vec<f32>) {
+        let size = v.len() * 4;
+        if size > RECENT_BYTES {
+            return;
+        }
+        while self.bytes + size > RECENT_BYTES {
+            let Some(old) = self.order.pop_front() else {
+                break;
+            };
+            if let Some(gone) = self.map.remove(&old) {
+                self.bytes -= gone.len() * 4;
+            }
+        }
+        if let Some(prev) = self.map.insert(k.clone(), v) {
+            self.bytes -= prev.len() * 4;
+        } else {
+            self.order.push_back(k);
+        }
+        self.bytes += size;
+    }
+}
+
+/// The pictures that could not be read: (id, path, error).
+pub type Failed = Vec<(String, String, String)>;
+
+/// One picture of a batch, ready for the model.
+enum Prepared {
+    Pixels(Vec<f32>),
+    /// Embedded before (by [`Recent`]): its raw vector.
+    Known(Vec<f32>),
+    Failed(String),
+}
+
 /// Embeds `items` in order through the bounded decode → model pipeline, `opts.batch` pictures
 /// per model call (a short last batch is padded, so that each vector is the same whichever
 /// pictures share its batch). `sink` gets each batch's results in order (ids, row-major
 /// vectors) so callers can stream them to disk; pictures that cannot be decoded are skipped and
-/// returned as (id, path, error).
+/// returned as (id, path, error). Pictures `recent` holds are neither decoded nor embedded again;
+/// the second result is how many.
 pub fn embed_items(
     embedder: &Embedder,
     items: &[EmbedItem],
     opts: EmbedOptions,
+    recent: &mut Recent,
     mut sink: impl FnMut(&[String], &[f32]) -> Result<(), FeaturesError>,
     progress: impl Fn(u64) + Sync,
-) -> Result<Vec<(String, String, String)>, FeaturesError> {
+) -> Result<(Failed, u64), FeaturesError> {
     let batch = opts.batch.max(1);
     if embedder.device == Device::Cpu {
         tch::set_num_threads(rayon::current_num_threads() as i32);
     }
-    type Prepared = Vec<(usize, Result<Vec<f32>, String>)>;
-    let (tx, rx) = mpsc::sync_channel::<Prepared>(BATCHES_AHEAD);
+    let keys: Vec<Option<Key>> = items.par_iter().map(|i| key(&i.path, batch)).collect();
+    let known: Vec<Option<Vec<f32>>> = keys
+        .iter()
+        .map(|k| k.as_ref().and_then(|k| recent.get(k)).cloned())
+        .collect();
+    let reused = known.iter().filter(|k| k.is_some()).count() as u64;
+    let (tx, rx) = mpsc::sync_channel::<Vec<(usize, Prepared)>>(BATCHES_AHEAD);
     let pre = embedder.preprocessing();
     let mut failed = Vec::new();
+    let known = &known;
     std::thread::scope(|scope| -> Result<(), FeaturesError> {
         let producer = scope.spawn(move || {
             for (c, chunk) in items.chunks(batch).enumerate() {
-                let prepared: Prepared = chunk
+                let prepared: Vec<(usize, Prepared)> = chunk
                     .par_iter()
                     .enumerate()
                     .map(|(i, item)| {
-                        let r = crate::imaging::decode_file(&item.path)
+                        let at = c * batch + i;
+                        if let Some(v) = &known[at] {
+                            return (at, Prepared::Known(v.clone()));
+                        }
+                        let r = mimicit::imaging::decode_file(&item.path)
                             .map_err(|e| e.to_string())
                             .and_then(|img: RgbFrame| pre.apply(&img).map_err(|e| e.to_string()));
-                        (c * batch + i, r)
+                        (
+                            at,
+                            match r {
+                                Ok(p) => Prepared::Pixels(p),
+                                Err(e) => Prepared::Failed(e),
+                            },
+                        )
                     })
                     .collect();
                 if tx.send(prepared).is_err() {
@@ -328,41 +419,56 @@ pub fn embed_items(
         let result = (|| {
             for prepared in rx.iter() {
                 let count = prepared.len() as u64;
-                let mut ids = Vec::with_capacity(prepared.len());
                 let mut pixels = Vec::new();
-                for (i, r) in prepared {
-                    let item = &items[i];
-                    match r {
-                        Ok(v) => {
-                            ids.push(item.id.clone());
-                            pixels.extend_from_slice(&v);
-                        }
-                        Err(e) => {
-                            failed.push((item.id.clone(), item.path.display().to_string(), e))
-                        }
+                let mut embedded = 0;
+                for (_, p) in &prepared {
+                    if let Prepared::Pixels(v) = p {
+                        pixels.extend_from_slice(v);
+                        embedded += 1;
                     }
                 }
-                let n = ids.len();
                 // Every model call gets exactly `batch` pictures, the last batch padded with
                 // zeros: the kernels libtorch picks, and with them the last bits of each vector,
                 // depend on the batch's shape. With one shape, a picture's vector does not
                 // depend on the pictures that share its batch, so a corpus split into
-                // partitions gets the bytes of a single run.
-                let mut rows = match pixels.len().checked_div(n) {
+                // partitions gets the bytes of a single run, and a vector from [`Recent`] is
+                // the one the model would give again.
+                let mut fresh = match pixels.len().checked_div(embedded) {
                     None => Vec::new(),
                     Some(per_picture) => {
                         pixels.resize(batch * per_picture, 0.0);
                         let mut rows = embedder.embed_pixels(&pixels, batch)?;
-                        rows.truncate(n);
+                        rows.truncate(embedded);
                         rows
                     }
-                };
-                if opts.normalize {
-                    rows.iter_mut().for_each(|r| l2_normalize(r));
                 }
-                let flat: Vec<f32> = rows.concat();
-                sink(&ids, &flat)?;
+                .into_iter();
+                let mut ids = Vec::with_capacity(prepared.len());
+                let mut flat = Vec::with_capacity(prepared.len() * embedder.dim());
+                for (i, p) in prepared {
+                    let item = &items[i];
+                    let mut row = match p {
+                        Prepared::Known(v) => v,
+                        Prepared::Pixels(_) => {
+                            let row = fresh.next().expect("one row per picture");
+                            if let Some(k) = &keys[i] {
+                                recent.insert(k.clone(), row.clone());
+                            }
+                            row
+                        }
+                        Prepared::Failed(e) => {
+                            failed.push((item.id.clone(), item.path.display().to_string(), e));
+                            continue;
+                        }
+                    };
+                    if opts.normalize {
+                        l2_normalize(&mut row);
+                    }
+                    ids.push(item.id.clone());
+                    flat.extend_from_slice(&row);
+                }
                 progress(count);
+                sink(&ids, &flat)?;
             }
             Ok(())
         })();
@@ -372,5 +478,5 @@ pub fn embed_items(
             .map_err(|_| FeaturesError::Preprocess("a preprocessing thread panicked".into()))?;
         result
     })?;
-    Ok(failed)
+    Ok((failed, reused))
 }
