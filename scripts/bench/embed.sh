@@ -5,13 +5,16 @@
 # twice, alternating, and the better run is kept. Prints a markdown table and the largest
 # difference between the two sides' vectors.
 #
-# usage: scripts/bench/embed.sh [--bin PATH_TO_MIMICIT]   (env: N=256 BATCH=32 THREADS=nproc PRESET=b32)
+# PRECISION=bf16 runs mimicit in bf16 (the opt-in fast path on CPUs with AVX512-BF16 or AMX)
+# against transformers in fp32: the difference printed is then bf16's from fp32.
+#
+# usage: scripts/bench/embed.sh [--bin PATH_TO_MIMICIT]   (env: N=256 BATCH=32 THREADS=nproc PRESET=b32 PRECISION=fp32)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 bin="${CARGO_TARGET_DIR:-target}/release/mimicit"
 [[ "${1:-}" == "--bin" ]] && bin="$2"
 [[ -x "$bin" ]] || { echo "no release binary at $bin: cargo build --release --bins" >&2; exit 2; }
-N="${N:-256}"; BATCH="${BATCH:-32}"; THREADS="${THREADS:-$(nproc)}"; PRESET="${PRESET:-b32}"
+N="${N:-256}"; BATCH="${BATCH:-32}"; THREADS="${THREADS:-$(nproc)}"; PRESET="${PRESET:-b32}"; PRECISION="${PRECISION:-fp32}"
 python="${VIRTUAL_ENV:+$VIRTUAL_ENV/bin/}python3"
 
 work="$(mktemp -d)"
@@ -28,7 +31,7 @@ run_mimicit() {
   local t0 t1
   t0=$(date +%s.%N)
   "$bin" --threads "$THREADS" --progress none -q embed "$work/imgs" --model "$work/model" \
-    --out "$work/m.parquet" --batch "$BATCH" --device cpu --npy
+    --out "$work/m.parquet" --batch "$BATCH" --device cpu --precision "$PRECISION" --npy
   t1=$(date +%s.%N)
   echo "$t0 $t1" | awk -v n="$N" '{printf "%.3f %.2f\n", $2-$1, n/($2-$1)}'
 }
@@ -41,10 +44,14 @@ for _ in 1 2; do
   read -r _s m < <(run_mimicit); awk -v a="$m" -v b="$best_m" 'BEGIN{exit !(a>b)}' && best_m=$m
   read -r _s p mp < <(run_python); awk -v a="$p" -v b="$best_p" 'BEGIN{exit !(a>b)}' && { best_p=$p; model_p=$mp; }
 done
-diff=$("$python" -c "import numpy as np,sys; a=np.load(sys.argv[1]); b=np.load(sys.argv[2]); print(f'{abs(a-b).max():.2e}')" "$work/m.npy" "$work/p.npy")
-echo "| side ($PRESET, $N pictures, batch $BATCH, $THREADS threads, CPU fp32) | img/s |"
+diff=$("$python" -c "
+import numpy as np, sys
+a = np.load(sys.argv[1]).astype(np.float64); b = np.load(sys.argv[2]).astype(np.float64)
+cos = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+print(f'{abs(a - b).max():.2e} (lowest cosine between a picture\'s two vectors: {cos.min():.6f})')" "$work/m.npy" "$work/p.npy")
+echo "| side ($PRESET, $N pictures, batch $BATCH, $THREADS threads, CPU; transformers fp32) | img/s |"
 echo "|---|---|"
 echo "| transformers (PIL + CLIPImageProcessor + CLIPVisionModelWithProjection) | $best_p (model alone: $(awk -v n="$N" -v s="$model_p" 'BEGIN{printf "%.2f", n/s}')) |"
-echo "| mimicit embed | $best_m |"
+echo "| mimicit embed ($PRECISION) | $best_m |"
 echo "| ratio mimicit / transformers | $(awk -v a="$best_m" -v b="$best_p" 'BEGIN{printf "%.2f", a/b}') |"
 echo "largest difference between the two sides' vectors: $diff"
