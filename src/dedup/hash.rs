@@ -45,6 +45,9 @@ pub struct Looks {
 /// pHash, mean luma and (when `sharpest`) sharpness of `img`.
 pub fn looks(img: &RgbFrame, sharpest: bool) -> Looks {
     let (w, h) = (img.width as usize, img.height as usize);
+    if !sharpest {
+        return looks_streamed(img);
+    }
     let y = luma(img);
     Looks {
         phash: phash_of_luma(&y, w, h),
@@ -69,9 +72,48 @@ fn mean(y: &[f32]) -> f32 {
     (y.iter().map(|&v| f64::from(v)).sum::<f64>() / y.len() as f64) as f32
 }
 
+/// [`looks`] without sharpness, one row of luma at a time: the same sums in the same order as
+/// [`luma`] + [`mean`] + [`phash_of_luma`] (so the same bits), without the whole-picture luma
+/// buffer, which cost more than the hash itself.
+fn looks_streamed(img: &RgbFrame) -> Looks {
+    const N: usize = 32;
+    let (w, h) = (img.width as usize, img.height as usize);
+    if w == 0 || h == 0 {
+        return Looks {
+            phash: phash_of_small(&[0.0; N * N]),
+            mean_luma: 0.0,
+            sharpness: 0.0,
+        };
+    }
+    let wx = area_weights(w, N);
+    let mut horiz = vec![0f32; N * h];
+    let mut row_luma = vec![0f32; w];
+    let mut sum = 0f64;
+    for (rgb, out) in img.data.chunks_exact(w * 3).zip(horiz.chunks_exact_mut(N)) {
+        for (y, p) in row_luma.iter_mut().zip(rgb.chunks_exact(3)) {
+            let v = 299 * u32::from(p[0]) + 587 * u32::from(p[1]) + 114 * u32::from(p[2]);
+            *y = v as f32 / 1000.0;
+            sum += f64::from(*y);
+        }
+        for (o, weights) in out.iter_mut().zip(&wx) {
+            *o = weights.iter().map(|&(j, k)| row_luma[j] * k).sum();
+        }
+    }
+    Looks {
+        phash: phash_of_small(&vertical_pass(&horiz, h, N, N)),
+        mean_luma: (sum / (w * h) as f64) as f32,
+        sharpness: 0.0,
+    }
+}
+
 fn phash_of_luma(y: &[f32], w: usize, h: usize) -> u64 {
     const N: usize = 32;
-    let small = area_resize(y, w, h, N, N);
+    phash_of_small(&area_resize(y, w, h, N, N))
+}
+
+/// pHash of a 32x32 luma picture.
+fn phash_of_small(small: &[f32]) -> u64 {
+    const N: usize = 32;
     let cos = dct_table();
     // Rows first: for each of the 32 rows, the coefficients u = 1..=8.
     let mut rows = [[0f32; 8]; N];
@@ -184,13 +226,18 @@ fn area_resize(src: &[f32], w: usize, h: usize, ow: usize, oh: usize) -> Vec<f32
         return vec![0.0; ow * oh];
     }
     let wx = area_weights(w, ow);
-    let wy = area_weights(h, oh);
     let mut horiz = vec![0f32; ow * h];
     for (row, out) in src.chunks_exact(w).zip(horiz.chunks_exact_mut(ow)) {
         for (o, weights) in out.iter_mut().zip(&wx) {
             *o = weights.iter().map(|&(j, k)| row[j] * k).sum();
         }
     }
+    vertical_pass(&horiz, h, ow, oh)
+}
+
+/// The column half of [`area_resize`]: `horiz` (`ow` x `h`, rows already resized) to `ow` x `oh`.
+fn vertical_pass(horiz: &[f32], h: usize, ow: usize, oh: usize) -> Vec<f32> {
+    let wy = area_weights(h, oh);
     let mut out = vec![0f32; ow * oh];
     for (y, weights) in wy.iter().enumerate() {
         let dst = &mut out[y * ow..(y + 1) * ow];
@@ -247,6 +294,35 @@ mod tests {
         // A median threshold sets about half of the bits.
         let ones = phash(&a).count_ones();
         assert!((24..=40).contains(&ones), "{ones}");
+    }
+
+    #[test]
+    fn streamed_looks_equal_the_whole_picture_ones_to_the_bit() {
+        let mut state = 7u32;
+        let mut noise = |w: u32, h: u32| {
+            let data = (0..w * h * 3)
+                .map(|_| {
+                    state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                    (state >> 24) as u8
+                })
+                .collect();
+            RgbFrame::new(w, h, data)
+        };
+        for img in [
+            gradient(64, 64),
+            gradient(257, 31),
+            noise(224, 224),
+            noise(33, 97),
+            noise(1, 1),
+            RgbFrame::new(0, 0, vec![]),
+        ] {
+            let streamed = looks(&img, false);
+            let whole = looks(&img, true);
+            assert_eq!(streamed.phash, phash(&img), "{}x{}", img.width, img.height);
+            assert_eq!(streamed.phash, whole.phash);
+            assert_eq!(streamed.mean_luma.to_bits(), mean_luma(&img).to_bits());
+            assert_eq!(streamed.mean_luma.to_bits(), whole.mean_luma.to_bits());
+        }
     }
 
     #[test]

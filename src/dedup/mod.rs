@@ -335,6 +335,19 @@ impl Remap {
     }
 }
 
+/// Smallest side a picture is decoded at for the near pass of [`dedup_folder`]: twice the 32x32
+/// the pHash is computed from.
+const HASH_SIDE: u32 = 64;
+
+/// The largest DCT reduction (8, 4, 2, else 1) that keeps both sides of a `w` x `h` picture at
+/// least [`HASH_SIDE`].
+fn hash_divisor(w: u32, h: u32) -> u32 {
+    [8, 4, 2]
+        .into_iter()
+        .find(|&k| w.min(h) / k >= HASH_SIDE)
+        .unwrap_or(1)
+}
+
 /// What [`dedup_folder`] found.
 #[derive(Debug, Clone, Default)]
 pub struct FolderDedup {
@@ -362,32 +375,84 @@ pub fn dedup_folder(dir: &Path, cfg: &DedupConfig) -> Result<FolderDedup> {
     let (ids, files): (Vec<String>, Vec<PathBuf>) =
         crate::imaging::folder_images(dir)?.into_iter().unzip();
     let sharpest = cfg.keep == KeepRule::Sharpest;
-    let decoded: Vec<std::result::Result<FrameSignature, Reject>> = files
+    // The near pass needs only a 32x32 luma picture: a JPEG is decoded at 1/2, 1/4 or 1/8 of its
+    // size (in the DCT, a fraction of the cost) while that keeps at least HASH_SIDE pixels a
+    // side. Sharpness depends on resolution, so `keep = sharpest` decodes whole.
+    let reduce = cfg.near && !sharpest;
+    let reject = |path: &Path, id: &str, e: crate::imaging::ImagingError| Reject {
+        stage: "dedup".into(),
+        item: id.to_string(),
+        path: path.display().to_string(),
+        error: e.to_string(),
+    };
+    let decoded: Vec<std::result::Result<(FrameSignature, bool), Reject>> = files
         .par_iter()
         .zip(ids.par_iter())
         .map(|(path, id)| {
-            let img = crate::imaging::decode_file(path).map_err(|e| Reject {
-                stage: "dedup".into(),
-                item: id.clone(),
-                path: path.display().to_string(),
-                error: e.to_string(),
-            })?;
-            Ok(FrameSignature::of_picture(
-                id.clone(),
-                String::new(),
-                &img,
-                cfg.near,
-                sharpest,
-            ))
+            let (img, reduced) = if reduce {
+                crate::imaging::decode_file_reduced(path, hash_divisor)
+            } else {
+                crate::imaging::decode_file(path).map(|img| (img, None))
+            }
+            .map_err(|e| reject(path, id, e))?;
+            let mut sig =
+                FrameSignature::of_picture(id.clone(), String::new(), &img, cfg.near, sharpest);
+            if let Some((k, w, h)) = reduced {
+                // Not the hash of the picture's pixels: a key that equal pixels share, confirmed
+                // below on the whole pictures.
+                sig.pixel_hash = format!("1/{k} of {w}x{h}: {}", sig.pixel_hash);
+            }
+            Ok((sig, reduced.is_some()))
         })
         .collect();
     let mut signatures = Vec::new();
+    let mut reduced = Vec::new();
     let mut rejects = Vec::new();
-    for d in decoded {
+    for (d, path) in decoded.into_iter().zip(&files) {
         match d {
-            Ok(s) => signatures.push(s),
+            Ok((s, r)) => {
+                signatures.push(s);
+                if r {
+                    reduced.push((signatures.len() - 1, path));
+                }
+            }
             Err(r) => rejects.push(r),
         }
+    }
+    // Pictures whose reduced pixels equal another's: exact duplicates only if their whole pixels
+    // are equal too, so those few are decoded whole.
+    let mut count: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for s in &signatures {
+        *count.entry(s.pixel_hash.as_str()).or_default() += 1;
+    }
+    let confirm: Vec<(usize, &PathBuf)> = reduced
+        .into_iter()
+        .filter(|(i, _)| count[signatures[*i].pixel_hash.as_str()] > 1)
+        .collect();
+    let whole: Vec<std::result::Result<String, Reject>> = confirm
+        .par_iter()
+        .map(|(i, path)| {
+            crate::imaging::decode_file(path)
+                .map(|img| crate::imaging::pixel_hash(&img))
+                .map_err(|e| reject(path, &signatures[*i].image_id, e))
+        })
+        .collect();
+    let mut unreadable = std::collections::HashSet::new();
+    for ((i, _), h) in confirm.iter().zip(whole) {
+        match h {
+            Ok(h) => signatures[*i].pixel_hash = h,
+            Err(r) => {
+                unreadable.insert(*i);
+                rejects.push(r);
+            }
+        }
+    }
+    if !unreadable.is_empty() {
+        let mut i = 0;
+        signatures.retain(|_| {
+            i += 1;
+            !unreadable.contains(&(i - 1))
+        });
     }
     Ok(FolderDedup {
         images: signatures.len(),

@@ -466,3 +466,62 @@ fn testvideo_at_2fps_keeps_a_frame_of_every_shot() {
         assert_eq!(shot_of[&r.dropped_id], shot_of[&r.kept_id], "{r:?}");
     }
 }
+
+#[test]
+fn folder_dedup_decodes_jpegs_reduced_and_confirms_exact_copies_whole() {
+    assert_eq!(super::hash_divisor(640, 480), 4);
+    assert_eq!(super::hash_divisor(256, 256), 4);
+    assert_eq!(super::hash_divisor(100, 900), 1);
+    assert_eq!(super::hash_divisor(600, 600), 8);
+    let src = crate::testkit::fixture("coco/images/000000040083.jpg");
+    let other = crate::testkit::fixture("coco/images/000000196141.jpg");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(&src, dir.path().join("a.jpg")).unwrap();
+    std::fs::copy(&src, dir.path().join("a_copy.jpg")).unwrap();
+    std::fs::copy(&other, dir.path().join("b.jpg")).unwrap();
+    // The same pixels as a.jpg, as a PNG: not decoded reduced.
+    let whole = crate::imaging::decode_file(&src).unwrap();
+    let png = crate::config::ImageConfig::default();
+    std::fs::write(
+        dir.path().join("a_png.png"),
+        crate::imaging::encode(&whole, &png).unwrap(),
+    )
+    .unwrap();
+    let rows = |cfg: &DedupConfig| -> Vec<(String, String, Method)> {
+        let found = dedup_folder(dir.path(), cfg).unwrap();
+        assert_eq!(found.images, 4);
+        let mut got: Vec<_> = found
+            .rows
+            .iter()
+            .map(|r| (r.dropped_id.clone(), r.kept_id.clone(), r.method))
+            .collect();
+        got.sort();
+        got
+    };
+    let reduced = rows(&near(DedupScope::Corpus));
+    // The identical copy is still an exact duplicate (its whole pixels were compared); the PNG
+    // with the same pixels is found by the near pass; the other picture stays.
+    assert!(
+        reduced.contains(&("a_copy".into(), "a".into(), Method::Exact)),
+        "{reduced:?}"
+    );
+    assert!(
+        reduced.iter().any(|(d, k, _)| d == "a_png" && k == "a"),
+        "{reduced:?}"
+    );
+    assert!(reduced.iter().all(|(d, _, _)| d != "b"), "{reduced:?}");
+    // Decoded whole (keep = sharpest), the PNG is an exact duplicate too.
+    let sharpest = DedupConfig {
+        keep: crate::config::KeepRule::Sharpest,
+        ..near(DedupScope::Corpus)
+    };
+    let whole_rows = rows(&sharpest);
+    assert_eq!(
+        whole_rows
+            .iter()
+            .filter(|(_, _, m)| *m == Method::Exact)
+            .count(),
+        2,
+        "{whole_rows:?}"
+    );
+}

@@ -395,6 +395,25 @@ pub fn decode_file_for(path: &Path, cfg: &ImageConfig) -> Result<RgbFrame, Imagi
     decode_with(&read(path)?, path, |w, h| draft_divisor(w, h, cfg))
 }
 
+/// How [`decode_file_reduced`] reduced a picture: the divisor and the picture's full size.
+pub type Reduction = (u32, u32, u32);
+
+/// [`decode_file`] at reduced size where that is cheap: a JPEG is decoded at 1/`divisor(w, h)`
+/// of its size (w, h upright; 1, 2, 4 or 8), reduced in the DCT. Returns the picture and, when
+/// it was reduced, the divisor used and the full size.
+pub fn decode_file_reduced(
+    path: &Path,
+    divisor: impl Fn(u32, u32) -> u32,
+) -> Result<(RgbFrame, Option<Reduction>), ImagingError> {
+    let chosen = std::cell::Cell::new(None);
+    let img = decode_with(&read(path)?, path, |w, h| {
+        let k = divisor(w, h);
+        chosen.set((k > 1).then_some((k, w, h)));
+        k
+    })?;
+    Ok((img, chosen.get()))
+}
+
 fn read(path: &Path) -> Result<Vec<u8>, ImagingError> {
     std::fs::read(path).map_err(|source| ImagingError::Io {
         path: path.to_owned(),
