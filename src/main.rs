@@ -7,6 +7,7 @@ use clap::Parser;
 use cli::Cli;
 
 fn main() {
+    mimicit::tune_malloc();
     let cli = Cli::parse();
     init_logging(cli.global.verbose, cli.global.quiet);
     let code = match cli::execute(cli) {

@@ -48,6 +48,7 @@ fn parse_args(args: &[String]) -> Option<(String, Option<usize>)> {
 }
 
 fn main() {
+    mimicit::tune_malloc();
     let args: Vec<String> = std::env::args().skip(1).collect();
     if matches!(args.as_slice(), [v] if v == "--version" || v == "-V") {
         println!("mimicit-clip {}", env!("CARGO_PKG_VERSION"));
