@@ -70,6 +70,21 @@ pub mod watchdog;
 
 pub use error::{Error, Result};
 
+/// Logs to stderr at `level` (`error` ... `debug`), or as `MIMICIT_LOG` says; for both
+/// executables (the CLIP helper gets mimicit's level).
+pub fn init_logging(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("MIMICIT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        // Colour only on a terminal: logs captured to a file stay plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false)
+        .without_time()
+        .init();
+}
+
 /// Sets glibc's malloc to keep buffers of up to 32 MiB in the heap instead of returning each one
 /// to the kernel when it is freed (the default threshold starts at 128 KiB, and a decoded picture
 /// is larger). Otherwise every picture pays for fresh zeroed pages: on 640x480 photos to 224x224

@@ -421,7 +421,7 @@ pub fn dedup_folder(dir: &Path, cfg: &DedupConfig) -> Result<FolderDedup> {
     }
     // Pictures whose reduced pixels equal another's: exact duplicates only if their whole pixels
     // are equal too, so those few are decoded whole.
-    let mut count: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    let mut count: HashMap<&str, usize> = HashMap::new();
     for s in &signatures {
         *count.entry(s.pixel_hash.as_str()).or_default() += 1;
     }
@@ -437,23 +437,17 @@ pub fn dedup_folder(dir: &Path, cfg: &DedupConfig) -> Result<FolderDedup> {
                 .map_err(|e| reject(path, &signatures[*i].image_id, e))
         })
         .collect();
-    let mut unreadable = std::collections::HashSet::new();
+    let mut unreadable = HashSet::new();
     for ((i, _), h) in confirm.iter().zip(whole) {
         match h {
             Ok(h) => signatures[*i].pixel_hash = h,
             Err(r) => {
-                unreadable.insert(*i);
+                unreadable.insert(signatures[*i].image_id.clone());
                 rejects.push(r);
             }
         }
     }
-    if !unreadable.is_empty() {
-        let mut i = 0;
-        signatures.retain(|_| {
-            i += 1;
-            !unreadable.contains(&(i - 1))
-        });
-    }
+    signatures.retain(|s| !unreadable.contains(&s.image_id));
     Ok(FolderDedup {
         images: signatures.len(),
         rows: decide(&signatures, cfg)?,

@@ -162,9 +162,10 @@ impl Helper {
 
 impl Drop for Helper {
     fn drop(&mut self) {
-        // Closing its stdin ends the helper; a broken one is killed.
+        // Closing its stdin ends the helper; a broken one is killed (and reaped).
         if self.broken {
             let _ = self.child.kill();
+            let _ = self.child.wait();
         }
         let ended = f64::from_bits(ENDED_CPU_BITS.load(Ordering::Relaxed)) + self.last_cpu_s;
         ENDED_CPU_BITS.store(ended.to_bits(), Ordering::Relaxed);
@@ -196,7 +197,6 @@ fn with_helper<R>(
 pub struct Embedder {
     slot: u64,
     dim: usize,
-    input: u32,
     device: String,
     pre: Preprocess,
     /// What was loaded, for logs and reports.
@@ -211,8 +211,9 @@ impl Embedder {
         device: DeviceSpec,
         precision: Precision,
     ) -> Result<Embedder, FeaturesError> {
+        // Paths go as they are: the helper runs in this process's working folder.
         let req = Request::Load {
-            model: std::path::absolute(model).unwrap_or_else(|_| model.to_path_buf()),
+            model: model.to_path_buf(),
             device,
             precision,
         };
@@ -235,7 +236,6 @@ impl Embedder {
         Ok(Embedder {
             slot,
             dim,
-            input,
             device,
             pre: super::preprocessing_for(model, input)?,
             description,
@@ -258,13 +258,6 @@ impl Embedder {
     /// Embeddings of `n` preprocessed pictures given as one channels-first f32 buffer
     /// (`n * 3 * size * size`), returned as f32 whatever the model's precision.
     pub fn embed_pixels(&self, pixels: &[f32], n: usize) -> Result<Vec<Vec<f32>>, FeaturesError> {
-        let s = self.input as usize;
-        if pixels.len() != n * 3 * s * s {
-            return Err(FeaturesError::Preprocess(format!(
-                "{} values for {n} pictures of 3x{s}x{s}",
-                pixels.len()
-            )));
-        }
         let req = Request::EmbedPixels { slot: self.slot, n };
         let flat = with_helper(|h| {
             h.send(&req, pixels)?;
@@ -296,14 +289,10 @@ pub fn embed_items(
         slot: embedder.slot,
         items: items
             .iter()
-            .map(|i| {
-                let path = std::path::absolute(&i.path).unwrap_or_else(|_| i.path.clone());
-                (i.id.clone(), path)
-            })
+            .map(|i| (i.id.clone(), i.path.clone()))
             .collect(),
         batch: opts.batch.max(1),
         normalize: opts.normalize,
-        threads: rayon::current_num_threads(),
     };
     with_helper(|h| {
         h.send(&req, &[])?;
@@ -317,23 +306,13 @@ pub fn embed_items(
                     }
                     progress(count);
                 }
-                (Reply::Done { mut failed, reused }, _) => {
+                (Reply::Done { failed, reused }, _) => {
                     if reused > 0 {
                         tracing::info!(
                             "{reused} of {} pictures had been embedded before in this run \
                              (semantic dedup): their vectors were not computed again",
                             items.len()
                         );
-                    }
-                    // Paths as the caller gave them.
-                    let given: std::collections::HashMap<&str, &Path> = items
-                        .iter()
-                        .map(|i| (i.id.as_str(), i.path.as_path()))
-                        .collect();
-                    for f in &mut failed {
-                        if let Some(p) = given.get(f.0.as_str()) {
-                            f.1 = p.display().to_string();
-                        }
                     }
                     return Ok(failed);
                 }
@@ -388,37 +367,8 @@ pub mod knn {
         band: (f32, f32),
         device: DeviceSpec,
     ) -> Result<Vec<Vec<Neighbour>>, FeaturesError> {
-        search(vectors, dim, k, band, device, None)
-    }
-
-    /// The clustered search of [`neighbours_at_scale`] with `clusters` centroids, whatever the
-    /// number of vectors.
-    pub fn neighbours_clustered(
-        vectors: &[f32],
-        dim: usize,
-        k: usize,
-        band: (f32, f32),
-        device: DeviceSpec,
-        clusters: usize,
-    ) -> Result<Vec<Vec<Neighbour>>, FeaturesError> {
-        search(vectors, dim, k, band, device, Some(clusters))
-    }
-
-    fn search(
-        vectors: &[f32],
-        dim: usize,
-        k: usize,
-        band: (f32, f32),
-        device: DeviceSpec,
-        clusters: Option<usize>,
-    ) -> Result<Vec<Vec<Neighbour>>, FeaturesError> {
-        if dim == 0 || vectors.len() % dim != 0 {
-            return Err(FeaturesError::Preprocess(format!(
-                "{} values are not rows of {dim}",
-                vectors.len()
-            )));
-        }
-        let n = vectors.len() / dim;
+        // Nothing to search starts no helper; the helper checks the shape.
+        let n = vectors.len() / dim.max(1);
         if n == 0 || k == 0 {
             return Ok(vec![Vec::new(); n]);
         }
@@ -427,8 +377,6 @@ pub mod knn {
             k,
             band,
             device,
-            clusters,
-            threads: rayon::current_num_threads(),
         };
         let rows = with_helper(|h| {
             h.send(&req, vectors)?;

@@ -35,24 +35,21 @@ pub enum Request {
     /// Embed `n` preprocessed pictures, sent as the frame's values. Answered by
     /// [`Reply::Vectors`].
     EmbedPixels { slot: u64, n: usize },
-    /// Decode, preprocess and embed pictures on `threads` threads, `batch` per model call.
+    /// Decode, preprocess and embed pictures (on the helper's threads: as many as mimicit's),
+    /// `batch` per model call.
     EmbedItems {
         slot: u64,
         items: Vec<(String, PathBuf)>,
         batch: usize,
         normalize: bool,
-        threads: usize,
     },
-    /// Cosine nearest neighbours of the frame's vectors (rows of `dim`). Answered by
-    /// [`Reply::Neighbours`].
+    /// Cosine nearest neighbours of the frame's vectors (rows of `dim`): exact up to a limit,
+    /// clustered beyond. Answered by [`Reply::Neighbours`].
     Knn {
         dim: usize,
         k: usize,
         band: (f32, f32),
         device: DeviceSpec,
-        /// Centroids of the clustered search; None: exact up to its limit, clustered beyond.
-        clusters: Option<usize>,
-        threads: usize,
     },
 }
 
@@ -231,8 +228,6 @@ mod tests {
             k: 3,
             band: (0.5, 1.0),
             device: DeviceSpec::Cpu,
-            clusters: None,
-            threads: 2,
         };
         write_frame(&mut wire, &req, &values).unwrap();
         write_frame(&mut wire, &Request::Report, &[]).unwrap();

@@ -24,24 +24,22 @@ pub const BATCHES_AHEAD: usize = 2;
 
 /// The device `spec` names, checked against what libtorch sees.
 pub fn resolve(spec: DeviceSpec) -> Result<Device, FeaturesError> {
-    {
-        match spec {
-            DeviceSpec::Auto => Ok(Device::cuda_if_available()),
-            DeviceSpec::Cpu => Ok(Device::Cpu),
-            DeviceSpec::Cuda(i) => {
-                let n = if tch::Cuda::is_available() {
-                    tch::Cuda::device_count() as usize
-                } else {
-                    0
-                };
-                if i < n {
-                    Ok(Device::Cuda(i))
-                } else {
-                    Err(FeaturesError::Device(format!(
-                        "device cuda:{i} asked for, but libtorch sees {n} CUDA device(s) \
+    match spec {
+        DeviceSpec::Auto => Ok(Device::cuda_if_available()),
+        DeviceSpec::Cpu => Ok(Device::Cpu),
+        DeviceSpec::Cuda(i) => {
+            let n = if tch::Cuda::is_available() {
+                tch::Cuda::device_count() as usize
+            } else {
+                0
+            };
+            if i < n {
+                Ok(Device::Cuda(i))
+            } else {
+                Err(FeaturesError::Device(format!(
+                    "device cuda:{i} asked for, but libtorch sees {n} CUDA device(s) \
                          (`mimicit doctor` shows what it found); use --device cpu or auto"
-                    )))
-                }
+                )))
             }
         }
     }
@@ -49,15 +47,13 @@ pub fn resolve(spec: DeviceSpec) -> Result<Device, FeaturesError> {
 
 /// The element kind of `precision` on `device`.
 fn kind_of(precision: Precision, device: Device) -> Result<Kind, FeaturesError> {
-    {
-        match (precision, device) {
-            (Precision::Auto, Device::Cpu) | (Precision::Fp32, _) => Ok(Kind::Float),
-            (Precision::Auto, _) | (Precision::Fp16, Device::Cuda(_)) => Ok(Kind::Half),
-            (Precision::Bf16, _) => Ok(Kind::BFloat16),
-            (Precision::Fp16, _) => Err(FeaturesError::Device(
-                "fp16 runs on CUDA only; on CPU use fp32 (default) or bf16".into(),
-            )),
-        }
+    match (precision, device) {
+        (Precision::Auto, Device::Cpu) | (Precision::Fp32, _) => Ok(Kind::Float),
+        (Precision::Auto, _) | (Precision::Fp16, Device::Cuda(_)) => Ok(Kind::Half),
+        (Precision::Bf16, _) => Ok(Kind::BFloat16),
+        (Precision::Fp16, _) => Err(FeaturesError::Device(
+            "fp16 runs on CUDA only; on CPU use fp32 (default) or bf16".into(),
+        )),
     }
 }
 
@@ -356,15 +352,16 @@ pub type Failed = Vec<(String, String, String)>;
 /// One picture of a batch, ready for the model.
 enum Prepared {
     Pixels(Vec<f32>),
-    /// Embedded before (by [`Recent`]): its raw vector.
-    Known(Vec<f32>),
+    /// Embedded before (by [`Recent`]): its raw vector is in the lookup made at the start.
+    Known,
     Failed(String),
 }
 
 /// Embeds `items` in order through the bounded decode → model pipeline, `opts.batch` pictures
 /// per model call (a short last batch is padded, so that each vector is the same whichever
 /// pictures share its batch). `sink` gets each batch's results in order (ids, row-major
-/// vectors) so callers can stream them to disk; pictures that cannot be decoded are skipped and
+/// vectors, and how many pictures the batch held, failed ones included) so callers can stream
+/// them to disk; pictures that cannot be decoded are skipped and
 /// returned as (id, path, error). Pictures `recent` holds are neither decoded nor embedded again;
 /// the second result is how many.
 pub fn embed_items(
@@ -372,19 +369,20 @@ pub fn embed_items(
     items: &[EmbedItem],
     opts: EmbedOptions,
     recent: &mut Recent,
-    mut sink: impl FnMut(&[String], &[f32]) -> Result<(), FeaturesError>,
-    progress: impl Fn(u64) + Sync,
+    mut sink: impl FnMut(&[String], &[f32], u64) -> Result<(), FeaturesError>,
 ) -> Result<(Failed, u64), FeaturesError> {
     let batch = opts.batch.max(1);
     if embedder.device == Device::Cpu {
         tch::set_num_threads(rayon::current_num_threads() as i32);
     }
     let keys: Vec<Option<Key>> = items.par_iter().map(|i| key(&i.path, batch)).collect();
-    let known: Vec<Option<Vec<f32>>> = keys
+    // Taken out of `recent` before it changes; the consumer moves each one into its batch.
+    let mut known: Vec<Option<Vec<f32>>> = keys
         .iter()
         .map(|k| k.as_ref().and_then(|k| recent.get(k)).cloned())
         .collect();
-    let reused = known.iter().filter(|k| k.is_some()).count() as u64;
+    let is_known: Vec<bool> = known.iter().map(Option::is_some).collect();
+    let reused = is_known.iter().filter(|k| **k).count() as u64;
     let (tx, rx) = mpsc::sync_channel::<Vec<(usize, Prepared)>>(BATCHES_AHEAD);
     // On CPU the model's kernels use every core, and a decode thread that takes one from them
     // holds up the whole kernel: there, a batch is decoded while the model waits, not while it
@@ -394,7 +392,7 @@ pub fn embed_items(
     let (go, wait) = mpsc::sync_channel::<()>(1);
     let pre = embedder.preprocessing();
     let mut failed = Vec::new();
-    let known = &known;
+    let is_known = &is_known;
     std::thread::scope(|scope| -> Result<(), FeaturesError> {
         let producer = scope.spawn(move || {
             for (c, chunk) in items.chunks(batch).enumerate() {
@@ -403,8 +401,8 @@ pub fn embed_items(
                     .enumerate()
                     .map(|(i, item)| {
                         let at = c * batch + i;
-                        if let Some(v) = &known[at] {
-                            return (at, Prepared::Known(v.clone()));
+                        if is_known[at] {
+                            return (at, Prepared::Known);
                         }
                         let r = mimicit::imaging::decode_file(&item.path)
                             .map_err(|e| e.to_string())
@@ -458,7 +456,7 @@ pub fn embed_items(
                 for (i, p) in prepared {
                     let item = &items[i];
                     let mut row = match p {
-                        Prepared::Known(v) => v,
+                        Prepared::Known => known[i].take().expect("looked up above"),
                         Prepared::Pixels(_) => {
                             let row = fresh.next().expect("one row per picture");
                             if let Some(k) = &keys[i] {
@@ -480,8 +478,7 @@ pub fn embed_items(
                 if serial {
                     let _ = go.send(());
                 }
-                progress(count);
-                sink(&ids, &flat)?;
+                sink(&ids, &flat, count)?;
             }
             Ok(())
         })();

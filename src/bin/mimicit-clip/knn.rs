@@ -24,12 +24,7 @@ pub const EXACT_MAX: usize = 20_000;
 /// k-means rounds of the clustered search.
 const KMEANS_ROUNDS: usize = 8;
 
-/// One neighbour of a vector.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Neighbour {
-    pub index: usize,
-    pub cosine: f32,
-}
+pub use mimicit::features::knn::Neighbour;
 
 /// For each of the `n = vectors.len() / dim` vectors, its `k` most similar others (cosine, self
 /// excluded), most similar first, keeping only those with `lo <= cosine <= hi`.

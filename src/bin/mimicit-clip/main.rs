@@ -65,15 +65,9 @@ fn main() {
             .thread_name(|i| format!("clip-{i}"))
             .build_global();
     }
-    let filter = tracing_subscriber::EnvFilter::try_from_env("MIMICIT_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_target(false)
-        .without_time()
-        .init();
+    // libtorch's CPU kernels (the model, the neighbour search) on as many threads.
+    tch::set_num_threads(rayon::current_num_threads() as i32);
+    mimicit::init_logging(&level);
     let stdin = std::io::stdin().lock();
     let stdout = std::io::stdout().lock();
     if let Err(e) = serve(BufReader::new(stdin), BufWriter::new(stdout)) {
@@ -174,7 +168,6 @@ fn handle(
             items,
             batch,
             normalize,
-            threads,
         } => {
             let e = model(&models.slots, slot)?;
             let recent = &mut models.recent[slot as usize];
@@ -183,30 +176,17 @@ fn handle(
                 .map(|(id, path)| EmbedItem { id, path })
                 .collect();
             let opts = EmbedOptions { batch, normalize };
-            let done = std::sync::atomic::AtomicU64::new(0);
-            tch::set_num_threads(threads.max(1) as i32);
-            let (failed, reused) = {
-                embed::embed_items(
-                    e,
-                    &items,
-                    opts,
-                    recent,
-                    |ids, vectors| {
-                        // Progress: pictures done (failed ones included) up to this batch.
-                        reply(
-                            Reply::Batch {
-                                ids: ids.to_vec(),
-                                count: done.swap(0, std::sync::atomic::Ordering::Relaxed),
-                            },
-                            vectors,
-                        );
-                        Ok(())
-                    },
-                    |n| {
-                        done.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
-                    },
-                )?
-            };
+            let (failed, reused) =
+                embed::embed_items(e, &items, opts, recent, |ids, vectors, count| {
+                    reply(
+                        Reply::Batch {
+                            ids: ids.to_vec(),
+                            count,
+                        },
+                        vectors,
+                    );
+                    Ok(())
+                })?;
             reply(Reply::Done { failed, reused }, &[])
         }
         Request::Knn {
@@ -214,14 +194,8 @@ fn handle(
             k,
             band,
             device,
-            clusters,
-            threads,
         } => {
-            tch::set_num_threads(threads.max(1) as i32);
-            let found = match clusters {
-                None => knn::neighbours_at_scale(&values, dim, k, band, device)?,
-                Some(c) => knn::neighbours_clustered(&values, dim, k, band, device, c)?,
-            };
+            let found = knn::neighbours_at_scale(&values, dim, k, band, device)?;
             let rows = found
                 .into_iter()
                 .map(|r| r.into_iter().map(|n| (n.index, n.cosine)).collect())
@@ -318,8 +292,6 @@ mod tests {
                     k: 1,
                     band: (-1.0, 1.0),
                     device: DeviceSpec::Cpu,
-                    clusters: None,
-                    threads: 1,
                 },
                 vec![1.0, 0.0, 0.9, 0.1, 0.0, 1.0],
             ),
